@@ -1,0 +1,75 @@
+"""Impact engine: equals the paper-schedule oracle; adjacent mode = full-matrix entries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import oracle_matrix, tiny_encoder
+
+from zhtools.probe import ImpactEngine, Units
+
+TEXTS = ["北京是中国的首都", "今天天气很好，我们去公园散步吧", "中华人民共和国成立于1949年"]
+
+
+@pytest.fixture(scope="module", params=["bert", "roberta"])
+def enc(request, tmp_path_factory):
+    return tiny_encoder(request.param, tmp_path_factory.mktemp(request.param))
+
+
+def test_full_matrix_equals_oracle(enc) -> None:
+    eng = ImpactEngine(enc, budget=300)
+    units = [eng.char_units(t) for t in TEXTS]
+    for u, r in zip(units, eng.full(units)):
+        o = oracle_matrix(enc, u)
+        assert np.abs(o).max() > 0
+        assert np.abs(r.matrix - o).max() / np.abs(o).max() <= 1e-4
+        assert np.all(np.diag(r.matrix) == 0)
+        assert r.uncovered == 0
+
+
+def test_word_units_and_layer(enc) -> None:
+    u = Units.from_words(["北京", "是", "中国", "的", "首都"])
+    eng = ImpactEngine(enc, layer=1)
+    r = eng.full([u])[0].matrix
+    o = oracle_matrix(enc, u, layer=1)
+    assert r.shape == (5, 5)
+    assert np.abs(r - o).max() / np.abs(o).max() <= 1e-4
+
+
+def test_adjacent_matches_full(enc) -> None:
+    eng = ImpactEngine(enc)
+    units = [eng.char_units(t) for t in TEXTS]
+    for a, r in zip(eng.adjacent(units), eng.full(units)):
+        n = r.matrix.shape[0]
+        i = np.arange(n - 1)
+        assert np.allclose(a[:, 0], r.matrix[i + 1, i], rtol=1e-5, atol=1e-6)
+        assert np.allclose(a[:, 1], r.matrix[i, i + 1], rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_metric_and_budget_independence(enc) -> None:
+    units = [Units(t, []) for t in []] + [ImpactEngine(enc).char_units(t) for t in TEXTS]
+    a = ImpactEngine(enc, metric="cosine", budget=64).full(units)
+    b = ImpactEngine(enc, metric="cosine", budget=4096).full(units)
+    for x, y in zip(a, b):
+        assert np.allclose(x.matrix, y.matrix, atol=1e-5)
+        assert x.matrix.max() <= 2.0
+
+
+def test_long_text_windows(enc) -> None:
+    text = "北京是中国的首都" * 20  # 160 tokens > 62-token window
+    eng = ImpactEngine(enc)
+    u = eng.char_units(text)
+    adj = eng.adjacent([u])[0]
+    assert adj.shape == (159, 2) and np.all(adj > 0)
+    full = eng.full([u])[0]
+    assert full.matrix.shape == (160, 160) and full.uncovered > 0
+    # pairs owned by the first window equal impacts computed on that window's text alone
+    first = eng.adjacent([eng.char_units(text[:62])])[0]
+    assert np.allclose(adj[:20], first[:20], rtol=1e-5, atol=1e-7)
+
+
+def test_empty_inputs(enc) -> None:
+    eng = ImpactEngine(enc)
+    res = eng.full(["", "中"])
+    assert res[0].matrix.shape == (0, 0) and res[1].matrix.shape == (1, 1)
+    assert eng.adjacent([""])[0].shape == (0, 2)

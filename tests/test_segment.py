@@ -1,0 +1,109 @@
+"""Segmentation: lossless on arbitrary strings, pre-split rules, rules, pickling, CLI."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import tiny_encoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zhtools.segment import Segmenter, otsu_threshold, presplit
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("m")
+    tiny_encoder("bert", d)
+    return str(d / "bert")
+
+
+@pytest.fixture(scope="module")
+def seg(model_dir) -> Segmenter:
+    s = Segmenter(model_dir)
+    s.calibrate(["北京是中国的首都。", "今天天气很好，我们去公园散步吧。"] * 3)
+    return s
+
+
+def test_presplit_rules() -> None:
+    text = "2024年GDP增长5.2%，😀 Hello世界"
+    runs = [(text[s:e], k) for s, e, k in presplit(text)]
+    assert runs == [("2024", "alnum"), ("年", "han"), ("GDP", "alnum"), ("增长", "han"),
+                    ("5.2", "alnum"), ("%", "other"), ("，", "other"), ("😀", "other"),
+                    (" ", "space"), ("Hello", "alnum"), ("世界", "han")]
+
+
+_CHARS = st.sampled_from(list("中国人的一是了北京首都天气好，。！？ \t\n1a.%😀\x00") + ["\U00020000", "\u0301"])
+
+
+@settings(max_examples=10_000, deadline=None)
+@given(st.lists(_CHARS, max_size=12).map("".join))
+def test_lossless_chars_rule(text: str) -> None:
+    words = Segmenter(rule="chars").segment(text)
+    assert "".join(words) == text
+    assert all(words)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_CHARS, max_size=30).map("".join))
+def test_lossless_model_rules(seg, text: str) -> None:
+    for rule in ("otsu", "dp", "threshold"):
+        seg.rule = rule
+        words = seg.segment(text)
+        assert "".join(words) == text and all(words)
+    seg.rule = "otsu"
+
+
+def test_segment_many_matches_single_and_long_text(seg) -> None:
+    texts = ["北京是中国的首都。", "", "今天天气很好", "中" * 300]
+    many = seg.segment_many(texts)
+    assert [seg.segment(t) for t in texts] == many
+    assert "".join(many[3]) == texts[3]
+
+
+def test_pickle_roundtrip(seg) -> None:
+    s2 = pickle.loads(pickle.dumps(seg))
+    assert s2.segment("北京是中国的首都") == seg.segment("北京是中国的首都")
+
+
+def test_otsu_scale_free() -> None:
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.normal(0, 1, 500), rng.normal(6, 1, 500)])
+    t = otsu_threshold(v)
+    assert 2 < t < 4
+    assert abs(otsu_threshold(v * 10 + 5) - (t * 10 + 5)) < 0.5
+
+
+def test_dp_respects_max_word(seg) -> None:
+    seg2 = Segmenter(seg.model, rule="dp", max_word=2)
+    seg2.calibration = seg.calibration
+    assert all(len(w) <= 2 for w in seg2.segment("中华人民共和国成立了"))
+
+
+def _cli(args, inp: bytes | None = None):
+    return subprocess.run([sys.executable, "-m", "zhtools", *args], input=inp,
+                          capture_output=True, timeout=300)
+
+
+def test_cli_line_count_and_bad_utf8(tmp_path: Path, model_dir: str) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("北京是中国的首都。\n\n   \nHello 世界\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    r = _cli(["segment", str(src), "-o", str(out), "--model", model_dir, "-q"])
+    assert r.returncode == 0, r.stderr
+    lines = out.read_text(encoding="utf-8").split("\n")
+    assert len(lines) == 5 and lines[1] == "" and lines[2] == "   "
+    assert lines[0].replace(" ", "") == "北京是中国的首都。"
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("好的\n".encode() + b"\xff\xfe\n")
+    out2 = tmp_path / "out2.txt"
+    r = _cli(["segment", str(bad), "-o", str(out2), "--model", model_dir, "-q"])
+    assert r.returncode == 2 and b"line 2" in r.stderr
+    assert not out2.exists()
+    r = _cli(["segment", "--rule", "chars", "--sep", "/"], "中国\n\nab\n".encode())
+    assert r.stdout.decode() == "中/国\n\nab\n"

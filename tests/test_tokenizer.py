@@ -1,0 +1,109 @@
+"""Tokenizer: lossless offsets on arbitrary Unicode, sentences, windows, vocabulary, HF loading."""
+
+from __future__ import annotations
+
+import tempfile
+
+from helpers import SAMPLE_TEXT, SHARED, tiny_tokenizer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zhtools.text import split_sentences, stitch_ranges, windows
+
+TOK = tiny_tokenizer()
+
+# Characters from the blocks that break naive tokenizers.
+_ALPHABET = st.one_of(
+    st.characters(),  # any code point incl. combining marks, controls, NUL
+    st.sampled_from(list("中国人的一是了北京，。！？、 \t\n\u3000") + ["\U00020000", "\U0002a6d6", "😀", "\u0301", "\x00"]),
+)
+
+
+def _check_lossless(text: str) -> None:
+    enc = TOK.encode(text)
+    assert "".join(enc.pieces()) == text
+    prev = 0
+    for s, e in enc.offsets:
+        assert prev <= s < e <= len(text)
+        prev = e
+    # every visible non-space char is covered by some token span
+    covered = set()
+    for s, e in enc.offsets:
+        covered.update(range(s, e))
+    for k, ch in enumerate(text):
+        if "\u4e00" <= ch <= "\u9fff":
+            assert k in covered, (text, k)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_ALPHABET, st.sampled_from(["👍🏽", "e\u0301", "\u0301\u0301"])), max_size=60).map("".join))
+def test_offsets_lossless_arbitrary_unicode(text: str) -> None:
+    _check_lossless(text)
+
+
+def test_offsets_edge_cases() -> None:
+    for text in ["", "   ", "\x00", "😀🎉", "a\x00b  \t中\U00020000文e\u0301x", "ＡＢＣ１２３…", SAMPLE_TEXT]:
+        _check_lossless(text)
+
+
+def test_hanzi_are_single_tokens_and_latin_is_wordpiece() -> None:
+    enc = TOK.encode("北京2024年GDP")
+    spans = [enc.text[s:e] for s, e in enc.offsets]
+    assert spans[:2] == ["北", "京"]
+    assert "".join(spans) == "北京2024年GDP"
+    # rare Hanzi / emoji map to [UNK] but keep their exact span
+    enc = TOK.encode("\U0002a6d6😀")
+    assert enc.ids == [TOK.unk_id, TOK.unk_id]
+    assert enc.offsets == [(0, 1), (1, 2)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("中国人。！？，、\n a“”")), max_size=200), st.integers(4, 40))
+def test_sentences_cover_text(text: str, limit: int) -> None:
+    spans = split_sentences(text, max_chars=limit)
+    assert "".join(text[s:e] for s, e in spans) == text
+    assert all(e - s <= limit for s, e in spans)
+    assert all(s < e for s, e in spans)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 500), st.integers(1, 64), st.data())
+def test_window_stitch_roundtrip(n: int, size: int, data) -> None:
+    overlap = data.draw(st.integers(0, size - 1))
+    wins = windows(n, size, overlap)
+    assert all(e - s <= size for s, e in wins)
+    assert wins[0][0] == 0 and wins[-1][1] == n
+    owned = stitch_ranges(wins)
+    flat = [i for s, e in owned for i in range(s, e)]
+    assert flat == list(range(n))
+    for (ws, we), (os_, oe) in zip(wins, owned):
+        assert ws <= os_ <= oe <= we
+
+
+def test_vocab_coverage_and_autotokenizer_roundtrip() -> None:
+    from transformers import AutoTokenizer
+
+    from zhtools.text import build_vocab, tokenizer_from_vocab
+
+    lines = [SAMPLE_TEXT] * 5 + ["罕见字只出现一次"]
+    vocab = build_vocab(lines, coverage=0.95, min_count=1)
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert "中" in vocab and "##a" in vocab
+    tok = tokenizer_from_vocab(vocab)
+    with tempfile.TemporaryDirectory() as d:
+        tok.save_pretrained(d)
+        hf = AutoTokenizer.from_pretrained(d)
+        ids = hf("北京是中国的首都")["input_ids"]
+        assert ids[0] == tok.cls_id and ids[-1] == tok.sep_id
+        assert ids[1:-1] == tok.encode("北京是中国的首都").ids
+
+
+def test_real_text_roundtrip() -> None:
+    import pytest
+
+    p = SHARED / "icwb2_sighan2005" / "testing" / "pku_test.utf8"
+    if not p.exists():
+        pytest.skip("../shared/data absent")
+    lines = p.read_text(encoding="utf-8").splitlines()[:300]
+    for enc, line in zip(TOK.encode_batch(lines), lines):
+        assert "".join(enc.pieces()) == line

@@ -1,0 +1,5 @@
+import sys
+
+from zhtools.cli import main
+
+sys.exit(main())

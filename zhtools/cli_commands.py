@@ -1,0 +1,206 @@
+"""Sub-command definitions for ``zhtools`` (imports of heavy modules stay inside handlers)."""
+
+from __future__ import annotations
+
+import argparse
+
+from zhtools.cli import _Formatter, command
+
+
+def _common() -> argparse.ArgumentParser:
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bars or info logs")
+    c.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="debug logging")
+    return c
+
+
+def _sub(sub, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, epilog="examples:\n" + examples,
+                          formatter_class=_Formatter, parents=[_common()])
+
+
+# ---------------------------------------------------------------------- pretrain
+@command
+def _pretrain(sub) -> None:
+    p = _sub(sub, "pretrain", "pretrain a small character-level Chinese masked-LM encoder",
+             "  zhtools pretrain --corpus ../shared/data/raw_zh_corpus --out runs/enc --steps 6000\n"
+             "  zhtools pretrain --corpus a.txt b.txt.gz --out runs/enc --resume\n"
+             "  torchrun --nproc_per_node=2 -m zhtools pretrain --corpus a.txt --out runs/enc\n")
+    p.add_argument("--corpus", nargs="+", required=True, help="text files (.txt/.gz) or folders")
+    p.add_argument("--out", required=True, help="output folder (HF model + checkpoint)")
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--max-len", type=int, default=128, help="tokens per sequence incl. specials")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-tokens", type=int, default=8192, help="tokens per micro-batch")
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--lr", type=float, default=7e-4)
+    p.add_argument("--warmup", type=float, default=0.04, help="fraction (<1) or steps")
+    p.add_argument("--lookahead", action="store_true", help="wrap AdamW in Lookahead(k=5, a=0.5)")
+    p.add_argument("--span-max", type=int, default=1, help="mask whole n-gram spans up to N")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--max-minutes", type=float, default=None, help="checkpoint and stop after")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 autocast: auto = on (CUDA, or CPUs with AVX512-bf16/AMX)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _cpu_bf16() -> bool:
+    import torch
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    return "AVX512" in cap or "AMX" in cap
+
+
+def _run_pretrain(args) -> int:
+    import torch
+
+    from zhtools.train.pretrain import PretrainConfig, corpus_files, pretrain
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bf16 = {"on": True, "off": False}.get(args.bf16)
+    if bf16 is None:
+        bf16 = torch.cuda.is_available() or _cpu_bf16()
+    cfg = PretrainConfig(
+        corpus=corpus_files(args.corpus), out=args.out, layers=args.layers, hidden=args.hidden,
+        heads=args.heads, max_len=args.max_len, steps=args.steps, batch_tokens=args.batch_tokens,
+        grad_accum=args.grad_accum, lr=args.lr, warmup=args.warmup, lookahead=args.lookahead,
+        span_max=args.span_max, eval_every=args.eval_every, save_every=args.save_every,
+        max_minutes=args.max_minutes, seed=args.seed, bf16=bf16, progress=not args.quiet,
+    )
+    res = pretrain(cfg, resume=args.resume)
+    print(res)
+    return 0
+
+
+# ---------------------------------------------------------------------- shared line streaming
+class InputError(Exception):
+    """Bad input (unreadable file, invalid UTF-8): reported on one line, exit status 2."""
+
+
+def iter_input_lines(path: str):
+    """Yield ``(line_number, text)`` from FILE or '-' (stdin) without line terminators;
+    invalid UTF-8 raises :class:`InputError` naming the 1-based line number."""
+    import sys
+
+    if path == "-":
+        fh = sys.stdin.buffer
+    else:
+        try:
+            fh = open(path, "rb")
+        except OSError as e:
+            raise InputError(f"cannot read {path}: {e.strerror}") from e
+    try:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}: line {n}: invalid UTF-8 at byte {e.start}") from e
+            if n == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield n, line.rstrip("\r\n")
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()
+
+
+def run_line_job(args, process, chunk: int = 64) -> int:
+    """Stream input lines through ``process(list[str]) -> list[str]`` (one output line per
+    input line; empty lines stay empty) to stdout or atomically to ``-o``."""
+    import os
+    import sys
+    import tempfile
+
+    out_path = getattr(args, "output", None)
+    if out_path:
+        d = os.path.dirname(os.path.abspath(out_path))
+        fd, tmp = tempfile.mkstemp(prefix=".zhtools-", dir=d)
+        out = os.fdopen(fd, "w", encoding="utf-8")
+    else:
+        tmp, out = None, sys.stdout
+    pbar = None
+    if args.input != "-" and not getattr(args, "quiet", False):
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(desc=args.command, unit="line", dynamic_ncols=True, file=sys.stderr)
+    ok = False
+    try:
+        buf: list[str] = []
+
+        def flush() -> None:
+            texts = [t for t in buf if t.strip()]
+            res = iter(process(texts)) if texts else iter(())
+            for t in buf:
+                out.write((next(res) if t.strip() else t) + "\n")
+            out.flush()
+            if pbar is not None:
+                pbar.update(len(buf))
+            buf.clear()
+
+        for _n, line in iter_input_lines(args.input):
+            buf.append(line)
+            if len(buf) >= chunk or args.input == "-":
+                flush()
+        flush()
+        ok = True
+    except InputError as e:
+        print(f"zhtools {args.command}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if pbar is not None:
+            pbar.close()
+        if tmp is not None:
+            out.close()
+            if ok:
+                os.replace(tmp, out_path)
+            else:
+                os.unlink(tmp)
+    return 0
+
+
+# ---------------------------------------------------------------------- segment
+@command
+def _segment(sub) -> None:
+    p = _sub(sub, "segment", "segment Chinese text into words (one output line per input line)",
+             "  echo '北京是中国的首都。' | zhtools segment\n"
+             "  zhtools segment news.txt -o news.seg --sep ' / '\n"
+             "  zhtools segment news.txt --model path/to/bert-base-chinese --rule dp\n")
+    p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
+    p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
+    p.add_argument("--sep", default=" ", help="word separator")
+    p.add_argument("--model", default=None, help="HF model name or folder (default: shipped)")
+    p.add_argument("--rule", default="otsu", choices=["otsu", "dp", "threshold", "chars"],
+                   help="boundary rule (see zhtools.segment docs)")
+    p.set_defaults(func=_run_segment)
+
+
+def _run_segment(args) -> int:
+    import sys
+
+    from zhtools.models import ModelNotFoundError
+    from zhtools.segment import Segmenter
+
+    seg = Segmenter(args.model, rule=args.rule)
+    try:
+        return run_line_job(args, lambda texts: [args.sep.join(w) for w in seg.segment_many(texts)])
+    except ModelNotFoundError as e:
+        print(f"zhtools segment: {e}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------------- eval
+def _eval(sub) -> None:
+    from zhtools.eval.cli import add_eval_parser
+
+    add_eval_parser(sub)
+
+
+command(_eval)

@@ -1,0 +1,248 @@
+"""Perturbed-masking impact matrices (Wu et al., ACL 2020), batched and windowed.
+
+``F[i][j] = dist(h_i(x with unit i masked), h_i(x with units i and j masked))``: how much
+masking unit j changes the representation of (masked) unit i. A *unit* is any character span
+(a character, a word, a phrase); masking a unit masks every token overlapping it, and ``h_i``
+is the mean of the chosen layer's vectors over unit i's tokens.
+
+Schedule: the n singly-masked sequences first, then each doubly-masked sequence once, giving
+both ``F[i][j]`` (read at i) and ``F[j][i]`` (read at j): n + n(n-1)/2 sequences for the full
+matrix, 2n-1 for adjacent pairs only. Perturbed copies of many sentences are packed by the
+shared batching layer under a padded-token budget, so memory is bounded whatever the input.
+
+Long inputs: token sequences longer than the encoder window are cut into overlapping windows
+(:func:`zhtools.text.windows`); each unit belongs to the window that owns its first token
+(:func:`zhtools.text.stitch_ranges`, overlaps split at the midpoint), and its row of ``F`` is
+read from that window. Pairs that never share a window get impact 0 (reported in
+``ImpactResult.uncovered``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from zhtools.models.loader import LoadedEncoder, cached_encoder, load_encoder
+from zhtools.text.batching import Batch, BatchStats, pad, token_batches
+from zhtools.text.tokenizer import stitch_ranges, windows
+
+
+@dataclass
+class Units:
+    """A text and the character spans of its units (sorted, non-overlapping)."""
+
+    text: str
+    spans: list[tuple[int, int]]
+
+    @classmethod
+    def from_words(cls, words: Sequence[str]) -> Units:
+        spans, pos = [], 0
+        for w in words:
+            spans.append((pos, pos + len(w)))
+            pos += len(w)
+        return cls("".join(words), spans)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+
+@dataclass
+class _Window:
+    """One encoder window of one sentence: token ids and, per local unit, token positions."""
+
+    sent: int
+    ids: list[int]  # with [CLS]/[SEP]
+    units: list[int]  # global unit index of each local unit
+    toks: list[list[int]]  # positions (in ids) of each local unit's tokens
+    home: list[bool]  # local unit's row is read from this window
+    pairs: str = "full"
+    singles: torch.Tensor | None = None
+    F: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class ImpactResult:
+    matrix: np.ndarray
+    uncovered: int = 0  # unit pairs that never shared an encoder window
+
+
+def _assign_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Token indices of each unit: tokens whose start lies inside the unit's span."""
+    out: list[list[int]] = [[] for _ in spans]
+    u = 0
+    for t, (s, _e) in enumerate(offsets):
+        while u < len(spans) and spans[u][1] <= s:
+            u += 1
+        if u < len(spans) and spans[u][0] <= s < spans[u][1]:
+            out[u].append(t)
+    return out
+
+
+class ImpactEngine:
+    """Compute impact matrices with any HF encoder (BERT, RoBERTa, ALBERT, ...).
+
+    ``encoder``: a :class:`LoadedEncoder`, a model name/folder, or ``None`` (shipped default).
+    ``layer``: hidden layer to read (-1 = last; 0 = embeddings). ``metric``: euclidean | cosine.
+    ``budget``: padded tokens per forward batch.
+    """
+
+    def __init__(
+        self,
+        encoder: LoadedEncoder | str | None = None,
+        *,
+        layer: int = -1,
+        metric: str = "euclidean",
+        budget: int = 8192,
+        window: int | None = None,
+        overlap: int | None = None,
+    ) -> None:
+        if metric not in ("euclidean", "cosine"):
+            raise ValueError("metric must be 'euclidean' or 'cosine'")
+        if isinstance(encoder, LoadedEncoder):
+            self.enc = encoder
+        elif encoder is None:
+            self.enc = cached_encoder(None)
+        else:
+            self.enc = load_encoder(encoder)
+        self.tok = self.enc.tokenizer
+        self.layer = layer
+        self.metric = metric
+        self.budget = budget
+        self.window = window or (self.enc.max_tokens - 2)
+        self.overlap = overlap if overlap is not None else max(1, self.window // 4)
+        self.stats = BatchStats()
+
+    # ------------------------------------------------------------------ public API
+    def char_units(self, text: str) -> Units:
+        """Units = the tokenizer's tokens (characters for Hanzi, WordPiece words for Latin)."""
+        return Units(text, list(self.tok.encode(text).offsets))
+
+    def full(self, items: Sequence[Units | str]) -> list[ImpactResult]:
+        """Full impact matrices (n x n, zero diagonal) for each item."""
+        return self._run(items, "full")
+
+    def adjacent(self, items: Sequence[Units | str]) -> list[np.ndarray]:
+        """For each item an (n-1, 2) array: column 0 = impact of unit i on unit i+1
+        (``F[i+1][i]``), column 1 = impact of unit i+1 on unit i (``F[i][i+1]``)."""
+        res = self._run(items, "adjacent")
+        out = []
+        for r in res:
+            F = r.matrix
+            n = F.shape[0]
+            idx = np.arange(n - 1)
+            out.append(np.stack([F[idx + 1, idx], F[idx, idx + 1]], axis=1) if n > 1 else np.zeros((0, 2)))
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _prepare(self, items: Sequence[Units | str], mode: str) -> tuple[list[_Window], list[int]]:
+        units = [self.char_units(x) if isinstance(x, str) else x for x in items]
+        encs = self.tok.encode_batch([u.text for u in units])
+        wins: list[_Window] = []
+        sizes = []
+        for s, (u, enc) in enumerate(zip(units, encs)):
+            sizes.append(len(u))
+            tok_of = _assign_tokens(enc.offsets, u.spans)
+            n_tok = len(enc.ids)
+            spans = windows(max(n_tok, 1), self.window, min(self.overlap, self.window - 1))
+            owned = stitch_ranges(spans)
+            for (ws, we), (os_, oe) in zip(spans, owned):
+                loc_units, loc_toks, home = [], [], []
+                for k, tk in enumerate(tok_of):
+                    if tk and ws <= tk[0] and tk[-1] < we:
+                        loc_units.append(k)
+                        loc_toks.append([t - ws + 1 for t in tk])
+                        home.append(os_ <= tk[0] < oe)
+                if not any(home):
+                    continue
+                ids = self.tok.with_specials(enc.ids[ws:we])
+                wins.append(_Window(s, ids, loc_units, loc_toks, home, mode))
+        return wins, sizes
+
+    def _run(self, items: Sequence[Units | str], mode: str) -> list[ImpactResult]:
+        wins, sizes = self._prepare(items, mode)
+        for w in wins:
+            m = len(w.units)
+            w.F = np.zeros((m, m), dtype=np.float64)
+            w.singles = None
+        # pass 1: singly-masked copies; pass 2: doubly-masked copies
+        singles = [(w, (i,)) for w in wins for i in range(len(w.units))]
+        self._forward(singles, store=True)
+        pairs = []
+        for w in wins:
+            m = len(w.units)
+            if mode == "full":
+                pairs.extend((w, (i, j)) for i in range(m) for j in range(i + 1, m) if w.home[i] or w.home[j])
+            else:
+                pairs.extend((w, (i, i + 1)) for i in range(m - 1) if w.home[i] or w.home[i + 1])
+        self._forward(pairs, store=False)
+        # stitch windows into per-sentence matrices
+        results = [ImpactResult(np.zeros((n, n), dtype=np.float64)) for n in sizes]
+        covered = [np.zeros((n, n), dtype=bool) for n in sizes]
+        for w in wins:
+            F = results[w.sent].matrix
+            idx = np.asarray(w.units)
+            rows = np.asarray(w.home)
+            F[np.ix_(idx[rows], idx)] = w.F[rows]
+            covered[w.sent][np.ix_(idx[rows], idx)] = True
+            w.singles = None
+        for r, c in zip(results, covered):
+            n = r.matrix.shape[0]
+            if mode == "full" and n:
+                np.fill_diagonal(c, True)
+                r.uncovered = int((~c).sum())
+        return results
+
+    @torch.inference_mode()
+    def _forward(self, items: list[tuple[_Window, tuple[int, ...]]], store: bool) -> None:
+        if not items:
+            return
+        model, dev = self.enc.model, self.enc.device
+        mask_id = self.tok.mask_id
+        for b in token_batches(items, lambda it: len(it[0].ids), self.budget, pool=1 << 16, stats=self.stats):
+            self._batch(b, model, dev, mask_id, store)
+
+    def _batch(self, b: Batch, model, dev, mask_id: int, store: bool) -> None:  # noqa: ANN001
+        seqs = []
+        for w, us in b.items:
+            ids = list(w.ids)
+            for u in us:
+                for t in w.toks[u]:
+                    ids[t] = mask_id
+            seqs.append(ids)
+        ids, attn = pad(seqs, self.tok.pad_id)
+        T = ids.shape[1]
+        ids, attn = ids.to(dev), attn.to(dev)
+        if self.layer == -1:
+            h = model(input_ids=ids, attention_mask=attn).last_hidden_state
+        else:
+            h = model(input_ids=ids, attention_mask=attn, output_hidden_states=True).hidden_states[self.layer]
+        h = h.float()
+        # averaging weights over each read unit's tokens: reads[k] = (row, unit)
+        n_read = 1 if store else 2
+        A = torch.zeros((len(b.items), n_read, T), dtype=h.dtype)
+        for r, (w, us) in enumerate(b.items):
+            for k, u in enumerate(us[:n_read]):
+                tk = w.toks[u]
+                A[r, k, tk] = 1.0 / len(tk)
+        vec = torch.einsum("bkt,bth->bkh", A.to(h.device), h).cpu()
+        if store:
+            for r, (w, (i,)) in enumerate(b.items):
+                if w.singles is None:
+                    w.singles = torch.zeros((len(w.units), vec.shape[-1]), dtype=vec.dtype)
+                w.singles[i] = vec[r, 0]
+            return
+        left = torch.stack([w.singles[i] for w, (i, _j) in b.items])
+        right = torch.stack([w.singles[j] for w, (_i, j) in b.items])
+        d_i = self._dist(left, vec[:, 0])
+        d_j = self._dist(right, vec[:, 1])
+        for r, (w, (i, j)) in enumerate(b.items):
+            w.F[i, j] = d_i[r]
+            w.F[j, i] = d_j[r]
+
+    def _dist(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+        if self.metric == "euclidean":
+            return torch.linalg.vector_norm(a - b, dim=-1).double().numpy()
+        return (1.0 - torch.nn.functional.cosine_similarity(a, b, dim=-1)).double().numpy()

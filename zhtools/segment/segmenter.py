@@ -1,0 +1,257 @@
+"""Unsupervised Chinese word segmentation from perturbed-masking impacts.
+
+Pipeline (always lossless, ``''.join(words) == text``):
+
+1. **Pre-split** deterministically into runs: Hanzi runs; Latin/digit runs (``GDP``, ``2024``,
+   ``5.2``: letters and digits with internal ``.``/``,`` between digits stay one word);
+   whitespace runs; every other character alone (punctuation, emoji, symbols). Only Hanzi runs
+   of 2+ characters go to the model. Numerals: Arabic numbers are their own word and a
+   following measure word/unit (``年``, ``个``, ``%``) is a separate word; Hanzi numerals
+   (``二○○一年``, ``三十``) are ordinary Hanzi and are segmented by the model.
+2. **Adjacent impacts** for every neighbouring character pair, read in the context of the whole
+   line (2n-1 perturbed sequences per line, batched across lines): ``d1`` = impact of the left
+   character on the right one, ``d2`` = the reverse; cohesion ``c = log((d1 + d2) / 2)``. The
+   log makes the rule invariant to the model's hidden-state scale.
+3. **Boundary rule** (``rule``):
+   - ``"otsu"`` (default, scale-free): join two characters iff ``c >= t`` where ``t`` is Otsu's
+     two-class threshold of ``c`` over *unlabelled* calibration text (bundled
+     ``data/samples/calibration.txt``, or any text via :meth:`Segmenter.calibrate`), fitted
+     once per model. No gold labels, no hand constant; results never depend on batch mates.
+   - ``"dp"``: dynamic program over word lengths (1..``max_word``) maximising the summed
+     within-word cohesion ``sum(c - t)``; same threshold, plus a word-length cap.
+   - ``"threshold"``: the reference baseline (Su 2020): join iff ``(d1 + d2)/2 >= 8``.
+   - ``"chars"``: every character a word (lower bound).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zhtools.probe.engine import ImpactEngine
+from zhtools.text.tokenizer import is_cjk, split_sentences
+
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3007\U00020000-\U0002fa1f"
+_RUNS = re.compile(
+    rf"(?P<han>[{_HAN}]+)"
+    r"|(?P<alnum>[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+"
+    r"(?:[.,\uff0e\uff0c][0-9\uff10-\uff19]+)*)"
+    r"|(?P<space>\s+)"
+    r"|(?P<other>.)",
+    re.DOTALL,
+)
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+RULES = ("otsu", "dp", "threshold", "chars")
+
+
+def presplit(text: str) -> list[tuple[int, int, str]]:
+    """Deterministic runs ``(start, end, kind)`` covering ``text``; kind in
+    han | alnum | space | other."""
+    return [(m.start(), m.end(), m.lastgroup or "other") for m in _RUNS.finditer(text)]
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Threshold maximising the between-class variance of a 1-D sample (Otsu 1979)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2 or v.min() == v.max():
+        return float(v.mean()) if v.size else 0.0
+    hist, edges = np.histogram(v, bins=bins)
+    p = hist / hist.sum()
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(p)
+    m0 = np.cumsum(p * centers)
+    mt = m0[-1]
+    w1 = 1 - w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mt * w0 - m0) ** 2 / (w0 * w1)
+    between[~np.isfinite(between)] = -1
+    k = int(np.argmax(between))
+    return float(edges[k + 1])
+
+
+@dataclass
+class Calibration:
+    threshold: float
+    pairs: int
+    source: str
+
+
+class Segmenter:
+    """Reusable, picklable segmenter. ``model``: None (shipped default), HF name or folder."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        rule: str = "otsu",
+        max_word: int = 6,
+        context: int = 64,
+        budget: int = 8192,
+        fixed_threshold: float = 8.0,
+        progress: bool = False,
+    ) -> None:
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}")
+        self.model = model
+        self.rule = rule
+        self.max_word = max_word
+        self.context = context
+        self.budget = budget
+        self.fixed_threshold = fixed_threshold
+        self.progress = progress
+        self.calibration: Calibration | None = None
+        self._engine: ImpactEngine | None = None
+
+    # pickling: drop the loaded model, reload lazily
+    def __getstate__(self) -> dict:
+        st = dict(self.__dict__)
+        st["_engine"] = None
+        return st
+
+    @property
+    def engine(self) -> ImpactEngine:
+        if self._engine is None:
+            self._engine = ImpactEngine(self.model, budget=self.budget)
+        return self._engine
+
+    # ------------------------------------------------------------------ public API
+    def segment(self, text: str) -> list[str]:
+        return self.segment_many([text])[0]
+
+    def cut(self, text: str) -> Iterator[str]:
+        yield from self.segment(text)
+
+    def segment_many(self, texts: Iterable[str], chunk: int = 64) -> Iterator[list[str]] | list[list[str]]:
+        """Segment many texts, batching perturbed copies across them (input order kept)."""
+        texts = list(texts)
+        out: list[list[str]] = []
+        for k in range(0, len(texts), chunk):
+            out.extend(self._segment_chunk(texts[k : k + chunk]))
+        return out
+
+    def cohesion(self, texts: Sequence[str]) -> list[list[tuple[int, np.ndarray, np.ndarray]]]:
+        """For each text, each Hanzi run ``(start, d1, d2)`` arrays over its adjacent pairs.
+
+        Impacts are read inside context pieces (sentences, long ones cut at clause punctuation,
+        at most ``context`` chars), which bounds the cost per character. A pair split by a
+        hard cut (a Hanzi run longer than ``context`` with no punctuation) gets NaN, which the
+        rules treat as neutral (joined)."""
+        runs = [[(s, e) for s, e, k in presplit(t) if k == "han" and e - s > 1] for t in texts]
+        pieces: list[tuple[int, int]] = []  # (text index, piece start)
+        piece_texts: list[str] = []
+        for i, t in enumerate(texts):
+            if not runs[i]:
+                continue
+            for ps, pe in split_sentences(t, max_chars=self.context):
+                if any(s < pe and e > ps for s, e in runs[i]):
+                    pieces.append((i, ps))
+                    piece_texts.append(t[ps:pe])
+        pair_vals: list[dict[int, tuple[float, float]]] = [{} for _ in texts]
+        if piece_texts:
+            eng = self.engine
+            units = [eng.char_units(pt) for pt in piece_texts]
+            for (i, ps), u, a in zip(pieces, units, eng.adjacent(units)):
+                for k in range(len(u.spans) - 1):
+                    (s0, e0), (s1, e1) = u.spans[k], u.spans[k + 1]
+                    if e0 - s0 == 1 and e1 - s1 == 1 and e0 == s1:
+                        pair_vals[i][ps + s0] = (float(a[k, 0]), float(a[k, 1]))
+        res: list[list[tuple[int, np.ndarray, np.ndarray]]] = []
+        for i, rs in enumerate(runs):
+            out = []
+            for s, e in rs:
+                vals = [pair_vals[i].get(p, (np.nan, np.nan)) for p in range(s, e - 1)]
+                arr = np.asarray(vals, dtype=np.float64).reshape(-1, 2)
+                out.append((s, arr[:, 0], arr[:, 1]))
+            res.append(out)
+        return res
+
+    def calibrate(self, texts: Sequence[str], source: str = "input") -> Calibration:
+        """Fit the Otsu threshold of log-cohesion on unlabelled ``texts``."""
+        vals = [np.log(np.maximum((d1 + d2) / 2, 1e-12)) for runs in self.cohesion(texts) for _s, d1, d2 in runs]
+        v = np.concatenate(vals) if vals else np.zeros(0)
+        v = v[np.isfinite(v)]
+        self.calibration = Calibration(otsu_threshold(v), int(v.size), source)
+        return self.calibration
+
+    def ensure_calibrated(self) -> Calibration:
+        if self.calibration is None:
+            p = SAMPLES / "calibration.txt"
+            lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            self.calibrate(lines, source=str(p.name))
+        return self.calibration
+
+    # ------------------------------------------------------------------ internals
+    def _segment_chunk(self, texts: list[str]) -> list[list[str]]:
+        runs_per_text = [presplit(t) for t in texts]
+        need_model = self.rule != "chars" and any(k == "han" and e - s > 1 for r in runs_per_text for s, e, k in r)
+        coh = self.cohesion(texts) if need_model else [[] for _ in texts]
+        if need_model and self.rule in ("otsu", "dp"):
+            self.ensure_calibrated()
+        out = []
+        for text, runs, c in zip(texts, runs_per_text, coh):
+            by_start = {s: (d1, d2) for s, d1, d2 in c}
+            words: list[str] = []
+            for s, e, kind in runs:
+                if kind != "han" or e - s == 1 or self.rule == "chars":
+                    if kind == "han":
+                        words.extend(text[s:e])
+                    else:
+                        words.append(text[s:e])
+                    continue
+                d1, d2 = by_start[s]
+                words.extend(self._split_run(text[s:e], d1, d2))
+            out.append(words)
+        return out
+
+    def _split_run(self, run: str, d1: np.ndarray, d2: np.ndarray) -> list[str]:
+        d = (d1 + d2) / 2
+        if self.rule == "threshold":
+            join = ~(d < self.fixed_threshold)  # NaN (no impact available) -> joined
+        else:
+            c = np.log(np.maximum(d, 1e-12)) - self.calibration.threshold
+            c = np.where(np.isnan(c), 0.0, c)
+            if self.rule == "dp":
+                return _dp_split(run, c, self.max_word)
+            join = c >= 0
+        words, start = [], 0
+        for k, j in enumerate(join):
+            if not j:
+                words.append(run[start : k + 1])
+                start = k + 1
+        words.append(run[start:])
+        return words
+
+
+def _dp_split(run: str, c: np.ndarray, max_word: int) -> list[str]:
+    """Best split of ``run`` into words of length <= max_word maximising within-word cohesion
+    ``sum(c)`` (c = log-cohesion minus threshold for each adjacent pair)."""
+    n = len(run)
+    pref = np.concatenate([[0.0], np.cumsum(c)])
+    best = np.full(n + 1, -np.inf)
+    back = np.zeros(n + 1, dtype=int)
+    best[0] = 0.0
+    for e in range(1, n + 1):
+        for L in range(1, min(max_word, e) + 1):
+            s = e - L
+            inner = pref[e - 1] - pref[s] if L > 1 else 0.0
+            v = best[s] + inner
+            if v > best[e]:
+                best[e], back[e] = v, s
+    words, e = [], n
+    while e > 0:
+        words.append(run[back[e] : e])
+        e = back[e]
+    return words[::-1]
+
+
+def save_calibration(cal: Calibration, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(cal.__dict__, indent=1), encoding="utf-8")
+
+
+__all__ = ["Segmenter", "presplit", "otsu_threshold", "Calibration", "is_cjk"]
