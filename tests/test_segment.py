@@ -33,9 +33,10 @@ def seg(model_dir) -> Segmenter:
 def test_presplit_rules() -> None:
     text = "2024年GDP增长5.2%，😀 Hello世界"
     runs = [(text[s:e], k) for s, e, k in presplit(text)]
-    assert runs == [("2024", "alnum"), ("年", "han"), ("GDP", "alnum"), ("增长", "han"),
-                    ("5.2", "alnum"), ("%", "other"), ("，", "other"), ("😀", "other"),
-                    (" ", "space"), ("Hello", "alnum"), ("世界", "han")]
+    assert runs == [("2024年", "num"), ("GDP", "alnum"), ("增长", "han"), ("5.2%", "num"),
+                    ("，", "other"), ("😀", "other"), (" ", "space"), ("Hello", "alnum"), ("世界", "han")]
+    text = "１９９８年3张G20 20G 1,000万元"
+    assert [text[s:e] for s, e, _k in presplit(text)] == ["１９９８年", "3", "张", "G20", " ", "20G", " ", "1,000万", "元"]
 
 
 _CHARS = st.sampled_from(list("中国人的一是了北京首都天气好，。！？ \t\n1a.%😀\x00") + ["\U00020000", "\u0301"])

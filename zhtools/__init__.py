@@ -6,6 +6,7 @@ Module-level helpers use lazily built default instances (like jieba)::
     import zhtools
     zhtools.segment("我爱北京天安门")      # -> list[str]
     list(zhtools.cut("..."))             # generator, jieba-style
+    zhtools.parse("我爱北京天安门").heads  # dependency parse (ParseResult)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from zhtools.parse import Parser, ParseResult
     from zhtools.segment import Segmenter
 
 _segmenters: dict[str | None, Segmenter] = {}
@@ -47,7 +49,40 @@ def lcut(text: str, model: str | None = None) -> list[str]:
     return segment(text, model)
 
 
+_parsers: dict[tuple[str | None, str], Parser] = {}
+
+
+def get_parser(model: str | None = None, kind: str = "dependency") -> Parser:
+    """The process-wide default :class:`~zhtools.parse.Parser` for ``(model, kind)`` (built on
+    first use; it shares the default segmenter of ``model``)."""
+    from zhtools.parse import Parser
+
+    key = (model, kind)
+    if key not in _parsers:
+        _parsers[key] = Parser(model, kind=kind, segmenter=get_segmenter(model))
+    return _parsers[key]
+
+
+def _parse_text(text: str, model: str | None = None, kind: str = "dependency") -> ParseResult:
+    """Body of ``zhtools.parse(text, model=None, kind="dependency")``: segment and parse
+    ``text`` (``kind``: dependency | constituency). ``zhtools.parse`` is the callable
+    ``zhtools.parse`` package (a plain function would be replaced by the sub-package)."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse() needs str, got {type(text).__name__}")
+    return get_parser(model, kind).parse(text)
+
+
+def parse_many(texts: list[str], model: str | None = None, kind: str = "dependency"
+               ) -> list[ParseResult]:
+    """Parse many texts, batching perturbed copies across them (input order kept)."""
+    return get_parser(model, kind).parse_many(list(texts))
+
+
 def __getattr__(name: str):
+    if name == "parse":  # the callable sub-package (see zhtools.parse)
+        import importlib
+
+        return importlib.import_module("zhtools.parse")
     if name == "Segmenter":
         from zhtools.segment import Segmenter
 
@@ -55,4 +90,5 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["segment", "cut", "lcut", "get_segmenter", "Segmenter", "__version__"]
+__all__ = ["segment", "cut", "lcut", "get_segmenter", "Segmenter", "parse", "parse_many",
+           "get_parser", "__version__"]

@@ -204,3 +204,112 @@ def _eval(sub) -> None:
 
 
 command(_eval)
+
+
+# ---------------------------------------------------------------------- parse
+@command
+def _parse(sub) -> None:
+    p = _sub(sub, "parse", "unsupervised dependency or constituency parsing (one parse per "
+             "non-empty input line)",
+             "  echo '北京是中国的首都。' | zhtools parse\n"
+             "  zhtools parse news.txt -o news.conllu --decoder mst\n"
+             "  zhtools parse news.seg --words-from-input --format json\n"
+             "  zhtools parse news.txt --kind constituency -o news.trees\n"
+             "\n"
+             "output per input line: conllu = one CoNLL-U block (ending with a blank line,\n"
+             "'# sent_id' = input line number), empty input lines give no block; brackets =\n"
+             "one bracketed tree per line; json = one JSON object per line. For brackets and\n"
+             "json every input line gives exactly one output line (empty line -> empty line /\n"
+             "an object with no words). Invalid UTF-8 stops with exit status 2 naming the line\n"
+             "and leaves no -o file.\n")
+    p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
+    p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
+    p.add_argument("--kind", default="dependency", choices=["dependency", "constituency"])
+    p.add_argument("--decoder", default="eisner", choices=["eisner", "mst"],
+                   help="dependency decoder: eisner (projective) or mst (non-projective)")
+    p.add_argument("--format", default=argparse.SUPPRESS, choices=["conllu", "brackets", "json"],
+                   help="output format (default: conllu for dependency, brackets for "
+                   "constituency; conllu needs --kind dependency)")
+    p.add_argument("--words-from-input", action="store_true",
+                   help="input lines are already segmented: words = line.split()")
+    p.add_argument("--model", default=None, help="HF model name or folder (default: shipped)")
+    p.set_defaults(func=_run_parse, _parse_parser=p)
+
+
+def _render_parse(res, lineno: int, fmt: str) -> str:
+    """Output for one input line (terminated; ``""`` = nothing is written)."""
+    if fmt == "json":
+        return res.to_json() + "\n"
+    if not res.words:
+        return "" if fmt == "conllu" else "\n"
+    if fmt == "conllu":
+        return res.to_conllu(sent_id=str(lineno))
+    return res.brackets() + "\n"
+
+
+def _run_parse(args) -> int:
+    import os
+    import sys
+    import tempfile
+
+    from zhtools.models import ModelNotFoundError
+    from zhtools.parse import Parser
+
+    fmt = getattr(args, "format", None) or ("conllu" if args.kind == "dependency" else "brackets")
+    if fmt == "conllu" and args.kind != "dependency":
+        args._parse_parser.error("--format conllu needs --kind dependency")
+    parser = Parser(args.model, kind=args.kind, decoder=args.decoder)
+
+    def process(batch: list[tuple[int, str]]) -> list[str]:
+        texts = [t for _n, t in batch]
+        words = [t.split() for t in texts] if args.words_from_input else None
+        return [_render_parse(r, n, fmt)
+                for (n, _t), r in zip(batch, parser.parse_many(texts, words))]
+
+    # like run_line_job, but one output *block* per input line (CoNLL-U is multi-line)
+    out_path = args.output
+    if out_path:
+        d = os.path.dirname(os.path.abspath(out_path))
+        fd, tmp = tempfile.mkstemp(prefix=".zhtools-", dir=d)
+        out = os.fdopen(fd, "w", encoding="utf-8")
+    else:
+        tmp, out = None, sys.stdout
+    pbar = None
+    if args.input != "-" and not getattr(args, "quiet", False):
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(desc="parse", unit="line", dynamic_ncols=True, file=sys.stderr)
+    ok = False
+    try:
+        buf: list[tuple[int, str]] = []
+
+        def flush() -> None:
+            if buf:
+                out.write("".join(process(buf)))
+                out.flush()
+                if pbar is not None:
+                    pbar.update(len(buf))
+            buf.clear()
+
+        for n, line in iter_input_lines(args.input):
+            buf.append((n, line))
+            if len(buf) >= 64 or args.input == "-":
+                flush()
+        flush()
+        ok = True
+    except InputError as e:
+        print(f"zhtools parse: {e}", file=sys.stderr)
+        return 2
+    except ModelNotFoundError as e:
+        print(f"zhtools parse: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if pbar is not None:
+            pbar.close()
+        if tmp is not None:
+            out.close()
+            if ok:
+                os.replace(tmp, out_path)
+            else:
+                os.unlink(tmp)
+    return 0

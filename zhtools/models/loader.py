@@ -135,8 +135,17 @@ def load_encoder(
     dev = pick_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    hf_tok = _from_pretrained(AutoTokenizer, ref, local, use_fast=True)
-    model = _from_pretrained(auto, ref, local, use_safetensors=True, dtype=dtype)
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # MLM heads/pooler mismatches are expected for AutoModel
+    hf_logging.disable_progress_bar()
+    try:
+        hf_tok = _from_pretrained(AutoTokenizer, ref, local, use_fast=True)
+        model = _from_pretrained(auto, ref, local, use_safetensors=True, dtype=dtype)
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
     model.to(dev).eval()
     model.requires_grad_(False)
     return LoadedEncoder(model, ZhTokenizer(hf_tok), dev, dtype, ref)

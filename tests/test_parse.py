@@ -1,0 +1,165 @@
+"""Parser API and ``zhtools parse`` CLI on a tiny random BERT (trees are valid, not good)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import tiny_encoder
+
+import zhtools
+from zhtools.eval.conllu import parse_conllu
+from zhtools.parse import Parser, ParseResult
+
+CALIBRATION = ["北京是中国的首都。", "今天天气很好，我们去公园散步吧。"] * 3
+SENTENCES = ["北京是中国的首都。", "好", "。！", "Hello world, 2024年的GDP增长了5.2%。"]
+LONG_WORDS = [("今天天气很好我们去公园散步吧" * 25)[k : k + 6] for k in range(0, 300, 6)]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("m")
+    tiny_encoder("bert", d)
+    return str(d / "bert")
+
+
+@pytest.fixture(scope="module")
+def parser(model_dir) -> Parser:
+    p = Parser(model_dir)
+    p.segmenter.calibrate(CALIBRATION)
+    return p
+
+
+def _check_tree(heads: list[int], projective: bool) -> None:
+    n = len(heads)
+    assert all(0 <= h <= n for h in heads)
+    assert heads.count(0) == 1
+    for m in range(1, n + 1):  # every word reaches ROOT without a cycle
+        seen, k = set(), m
+        while k:
+            assert k not in seen
+            seen.add(k)
+            k = heads[k - 1]
+    if projective:
+        arcs = [(min(h, m), max(h, m)) for m, h in enumerate(heads, 1)]
+        for a, b in arcs:
+            for c, d in arcs:
+                assert not (a < c < b < d), f"crossing arcs in {heads}"
+
+
+def test_dependency_trees_are_valid(parser) -> None:
+    mst = Parser(parser.model, decoder="mst", segmenter=parser.segmenter)
+    for text in SENTENCES:
+        r = parser.parse(text)
+        assert isinstance(r, ParseResult) and r.kind == "dependency"
+        assert "".join(r.words) == text.replace(" ", "")
+        assert r.matrix.shape == (len(r.words),) * 2
+        _check_tree(r.heads, projective=True)
+        _check_tree(mst.parse(text).heads, projective=False)
+    assert parser.parse("好").heads == [0]
+    long = parser.parse(words=LONG_WORDS)  # 300 chars: windowed by the engine
+    assert len("".join(long.words)) == 300 and long.uncovered > 0
+    _check_tree(long.heads, projective=True)
+
+
+def test_empty_and_whitespace_input(parser) -> None:
+    for text in ["", "   ", "\t\n"]:
+        r = parser.parse(text)
+        assert r.words == [] and r.heads == [] and r.text == text
+        assert r.to_conllu() == "" and r.pretty() == "" and r.to_tree().leaves() == []
+        json.dumps(r.to_dict())
+
+
+def test_parse_many_equals_loop(parser) -> None:
+    texts = ["北京是中国的首都。", "", "今天天气很好", "好", "我们 去 公园"]
+    words = [None, None, None, None, ["我们", " ", "去", "公园"]]
+    many = parser.parse_many(texts, words)
+    single = [parser.parse(t, w) for t, w in zip(texts, words)]
+    for a, b in zip(many, single):
+        assert a.words == b.words and a.heads == b.heads and a.text == b.text
+        assert np.allclose(a.matrix, b.matrix, atol=1e-5)
+    assert many[4].words == ["我们", "去", "公园"]  # whitespace word dropped
+
+
+def test_given_words_respected(parser) -> None:
+    words = ["北京", "是", "中国", "的", "首都", "。"]
+    r = parser.parse(words=words)
+    assert r.words == words and r.text == "北京是中国的首都。"
+    assert parser.parse("北京 是中国的首都。", words).words == words
+    with pytest.raises(ValueError):
+        parser.parse("上海是中国的首都。", words)
+
+
+def test_conllu_roundtrip_and_views(parser) -> None:
+    for text in SENTENCES:
+        r = parser.parse(text)
+        [sent] = parse_conllu(r.to_conllu(sent_id="7"))
+        assert sent.words == r.words and sent.heads == r.heads and sent.sent_id == "7"
+        assert r.to_tree().leaves() == r.words  # projective dependency tree
+        assert len(r.pretty().splitlines()) == len(r.words) + 1
+        assert json.loads(json.dumps(r.to_dict()))["heads"] == r.heads
+
+
+def test_constituency(parser) -> None:
+    c = Parser(parser.model, kind="constituency", segmenter=parser.segmenter)
+    for text in [*SENTENCES, "今天天气很好，我们去公园散步吧。"]:
+        r = c.parse(text)
+        assert r.heads is None and r.to_tree().leaves() == r.words
+        d = json.loads(json.dumps(r.to_dict()))
+        assert all(0 <= s < e <= len(r.words) for s, e in d["spans"])
+        with pytest.raises(ValueError, match="dependency"):
+            r.to_conllu()
+    assert c.parse(words=LONG_WORDS).to_tree().leaves() == LONG_WORDS
+
+
+def test_pickle_and_module_helpers(parser, model_dir) -> None:
+    words = ["今天", "天气", "很", "好"]
+    p2 = pickle.loads(pickle.dumps(parser))
+    assert p2._engine is None
+    assert p2.parse(words=words).heads == parser.parse(words=words).heads
+    zhtools.get_segmenter(model_dir).calibrate(CALIBRATION)
+    r = zhtools.parse("北京是中国的首都。", model=model_dir)
+    assert r.heads == parser.parse("北京是中国的首都。").heads
+    assert [x.words for x in zhtools.parse_many(["好", ""], model=model_dir)] == [["好"], []]
+
+
+def _cli(args, inp: bytes | None = None):
+    return subprocess.run([sys.executable, "-m", "zhtools", "parse", *args], input=inp,
+                          capture_output=True, timeout=300)
+
+
+def test_cli(tmp_path: Path, model_dir: str) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("北京 是 中国 的 首都 。\n\n今天 天气 很 好\n好\n", encoding="utf-8")
+    out = tmp_path / "out.conllu"
+    r = _cli([str(src), "-o", str(out), "--words-from-input", "--format", "conllu",
+              "--model", model_dir, "-q"])
+    assert r.returncode == 0, r.stderr
+    sents = parse_conllu(out.read_text(encoding="utf-8"))
+    assert [s.words for s in sents] == [["北京", "是", "中国", "的", "首都", "。"],
+                                        ["今天", "天气", "很", "好"], ["好"]]
+    assert [s.sent_id for s in sents] == ["1", "3", "4"]
+    for s in sents:
+        _check_tree(s.heads, projective=True)
+
+    r = _cli(["--words-from-input", "--format", "json", "--kind", "constituency",
+              "--model", model_dir, "-q"], src.read_bytes())
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == 4
+    objs = [json.loads(x) for x in lines]
+    assert objs[1]["words"] == [] and objs[3]["brackets"] == "(X 好)"
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("好的\n".encode() + b"\xff\xfe\n")
+    out2 = tmp_path / "out2.txt"
+    r = _cli([str(bad), "-o", str(out2), "--words-from-input", "--model", model_dir, "-q"])
+    assert r.returncode == 2 and b"line 2" in r.stderr
+    assert not out2.exists()
+    r = _cli(["--kind", "constituency", "--format", "conllu", "--model", model_dir], b"")
+    assert r.returncode == 2 and b"--kind dependency" in r.stderr

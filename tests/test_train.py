@@ -1,0 +1,137 @@
+"""Training loop: exact resume after kill -9, DDP under torchrun (gloo), Lookahead, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import SAMPLE_TEXT
+
+from zhtools.train.checkpoint import load_checkpoint, save_checkpoint
+from zhtools.train.optim import Lookahead
+
+TINY = ["--layers", "1", "--hidden", "32", "--heads", "2", "--max-len", "32", "--batch-tokens", "256",
+        "--bf16", "off", "--eval-every", "6", "--threads", "1", "-q"]
+
+
+def _corpus(tmp: Path) -> str:
+    p = tmp / "corpus.txt"
+    lines = [SAMPLE_TEXT[k:] + SAMPLE_TEXT[:k] for k in range(0, 80, 3)]
+    p.write_text("\n".join(lines * 4) + "\n", encoding="utf-8")
+    return str(p)
+
+
+def _pretrain(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "zhtools", "pretrain", *args, *TINY],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def _losses(out: Path) -> list[float]:
+    st = load_checkpoint(out / "checkpoint")
+    return [h["loss"] for h in st["history"]]
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path)
+    a = tmp_path / "a"
+    p = _pretrain(["--corpus", corpus, "--out", str(a), "--steps", "40", "--save-every", "5"])
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    ref = _losses(a)
+    assert len(ref) == 40
+
+    b = tmp_path / "b"
+    p = _pretrain(["--corpus", corpus, "--out", str(b), "--steps", "40", "--save-every", "5"])
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        st = b / "checkpoint" / "state.json"
+        if st.exists():
+            step = json.loads(st.read_text())
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)  # kill -9 mid-run
+            break
+        time.sleep(0.05)
+    p.wait(timeout=60)
+    killed_at = load_checkpoint(b / "checkpoint")["step"]
+    assert 0 < killed_at < 40, step
+    p = _pretrain(["--corpus", corpus, "--out", str(b), "--steps", "40", "--save-every", "5", "--resume"])
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    got = _losses(b)
+    assert len(got) == 40
+    assert torch.allclose(torch.tensor(got), torch.tensor(ref), rtol=1e-4, atol=1e-5), (killed_at, got, ref)
+
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    m = AutoModelForMaskedLM.from_pretrained(str(b))
+    t = AutoTokenizer.from_pretrained(str(b))
+    assert m.config.num_hidden_layers == 1 and t("北京")["input_ids"][0] == t.cls_token_id
+    info = json.loads((b / "pretrain_info.json").read_text())
+    assert info["steps"] == 40  # the killed run never finished, so it left no info record
+
+
+def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "zhtools", "pretrain",
+                        "--corpus", _corpus(tmp_path), "--out", str(out), "--steps", "8", "--save-every", "4", *TINY],
+                       capture_output=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    info = json.loads((out / "pretrain_info.json").read_text())
+    assert info["world_size"] == 2 and info["steps"] == 8
+    assert (out / "model.safetensors").exists()
+
+
+def test_lookahead_hand_computation() -> None:
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = Lookahead(torch.optim.SGD([w], lr=0.1), k=2, alpha=0.5)
+    # gradient of loss = 3w is 3: each fast step subtracts 0.3
+    for _ in range(2):
+        opt.zero_grad()
+        (3 * w).sum().backward()
+        opt.step()
+    # fast: 1 -> 0.7 -> 0.4; sync: slow = 1 + 0.5 * (0.4 - 1) = 0.7; fast <- slow
+    assert torch.allclose(w.detach(), torch.tensor([0.7]))
+    opt.zero_grad()
+    (3 * w).sum().backward()
+    opt.step()  # fast 0.4, no sync yet
+    assert torch.allclose(w.detach(), torch.tensor([0.4]))
+    with opt.slow_weights():
+        assert torch.allclose(w.detach(), torch.tensor([0.7]))
+    assert torch.allclose(w.detach(), torch.tensor([0.4]))
+    # state round trip keeps slow weights and the counter
+    sd = opt.state_dict()
+    w2 = torch.nn.Parameter(torch.tensor([0.4]))
+    opt2 = Lookahead(torch.optim.SGD([w2], lr=0.1), k=2, alpha=0.5)
+    opt2.load_state_dict(sd)
+    opt2.zero_grad()
+    (3 * w2).sum().backward()
+    opt2.step()  # fast 0.1, sync: 0.7 + 0.5 * (0.1 - 0.7) = 0.4
+    assert torch.allclose(w2.detach(), torch.tensor([0.4]))
+
+
+def test_checkpoint_roundtrip_and_interrupted_swap(tmp_path: Path) -> None:
+    state = {"a": torch.arange(3), "nested": {"t": (torch.ones(2), 5, "x"), "l": [1.5, None]}, 3: True}
+    p = tmp_path / "ckpt"
+    save_checkpoint(p, state)
+    back = load_checkpoint(p)
+    assert torch.equal(back["a"], state["a"]) and back["nested"]["t"][1:] == (5, "x") and back[3] is True
+    assert isinstance(back["nested"]["t"], tuple)
+    # a crash between the two renames leaves only ckpt.old: loading falls back to it
+    save_checkpoint(p, {"v": torch.tensor([2])})
+    os.replace(p, tmp_path / "ckpt.old")
+    assert load_checkpoint(p)["v"].item() == 2
+    # a leftover temp folder from a killed writer is ignored and replaced
+    (tmp_path / f"ckpt.tmp-{os.getpid()}").mkdir()
+    save_checkpoint(p, {"v": torch.tensor([3])})
+    assert load_checkpoint(p)["v"].item() == 3
+    assert not list(tmp_path.glob("*.safetensors"))

@@ -1,0 +1,352 @@
+"""High-level unsupervised parsing: text -> words -> word-level impact matrix -> tree.
+
+:class:`Parser` segments a text with the zhtools :class:`~zhtools.segment.Segmenter` (or takes
+given words), computes the full word-level impact matrix ``F`` with the
+:class:`~zhtools.probe.engine.ImpactEngine` (one call per chunk of sentences, so perturbed
+copies of many sentences share forward batches) and decodes it:
+
+* ``kind="dependency"``: ``root = choose_root_scores(F, root_rule)``,
+  ``S = scores_from_impact(F, root, normalize)``, heads = ``eisner(S)`` (projective) or
+  ``mst(S)`` (non-projective), always single-rooted.
+* ``kind="constituency"``: ``mart(distance_from_impact(F))``, a binary tree over the words.
+
+Words and whitespace: whitespace-only words (``" "`` from the segmenter, or given) have no
+tokens, so they are **excluded** from ``ParseResult.words`` (and from heads, trees and the
+matrix); ``ParseResult.text`` keeps the full text and the impacts are still read in the context
+of that text. A kept word that gets no token of its own (a dropped control character, the tail
+of a Latin word cut mid-token) keeps a zero row and column in ``F``. Empty or whitespace-only
+input gives a result with no words (no model call); a one-word input gives heads ``[0]`` or a
+one-leaf tree. Inputs longer than the encoder window are windowed by the engine (word pairs
+that never share a window get impact 0, counted in ``ParseResult.uncovered``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zhtools.parse.decoders import (
+    NORMALIZATIONS,
+    ROOT_RULES,
+    Tree,
+    choose_root_scores,
+    distance_from_impact,
+    eisner,
+    mart,
+    mst,
+    scores_from_impact,
+    to_nltk,
+    tree_spans,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nltk
+
+    from zhtools.probe.engine import ImpactEngine
+    from zhtools.segment import Segmenter
+
+__all__ = ["DECODERS", "KINDS", "ParseResult", "Parser"]
+
+KINDS = ("dependency", "constituency")
+DECODERS = ("eisner", "mst")
+_WS = re.compile(r"\s+")
+
+
+def _width(s: str) -> int:
+    """Display width in a terminal: wide/fullwidth characters count 2, combining marks 0."""
+    w = 0
+    for ch in s:
+        if unicodedata.combining(ch):
+            continue
+        w += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return w
+
+
+def _pad(s: str, width: int) -> str:
+    return s + " " * max(0, width - _width(s))
+
+
+@dataclass
+class ParseResult:
+    """One parsed text.
+
+    ``words`` excludes whitespace-only words; ``heads`` (dependency only) are 1-based with 0 =
+    root; ``tree`` (constituency only) is the decoders' nested-tuple tree of 0-based word
+    indices (``None`` when there are no words); ``matrix`` is the word-level impact matrix
+    (``matrix[i, j]`` = impact of word ``j`` on word ``i``); ``uncovered`` counts word pairs
+    that never shared an encoder window (impact 0).
+    """
+
+    text: str
+    words: list[str]
+    kind: str
+    heads: list[int] | None = None
+    tree: Tree | None = None
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    uncovered: int = 0
+
+    def _need_dependency(self, what: str) -> list[int]:
+        if self.kind != "dependency" or self.heads is None:
+            raise ValueError(f"{what} needs a dependency parse (this result is {self.kind}); "
+                             "use Parser(kind='dependency')")
+        return self.heads
+
+    def to_conllu(self, sent_id: str | None = None) -> str:
+        """The dependency parse as one CoNLL-U block (``""`` when there are no words).
+
+        Constituency results have no heads: a ``ValueError`` is raised (no head rule is
+        guessed)."""
+        from zhtools.eval.conllu import Sentence, write_conllu
+
+        heads = self._need_dependency("to_conllu()")
+        if not self.words:
+            return ""
+        text = re.sub(r"[\r\n\t]+", " ", self.text).strip()
+        return write_conllu([Sentence(list(self.words), list(heads), text=text, sent_id=sent_id)])
+
+    def to_tree(self) -> nltk.Tree:
+        """An ``nltk.Tree``.
+
+        Constituency: :func:`~zhtools.parse.decoders.to_nltk` (nodes ``"X"``, leaves = words).
+        Dependency: each word with dependents becomes a node labelled with the word whose
+        children are, in sentence order, its dependents' subtrees and the word itself as a leaf;
+        a word without dependents is a bare leaf; the result is the root word's node. For
+        projective heads ``leaves() == words``. No words: an empty ``Tree("X", [])``.
+        """
+        import nltk
+
+        if not self.words:
+            return nltk.Tree("X", [])
+        if self.kind == "constituency":
+            return to_nltk(self.tree, self.words)
+        heads = self._need_dependency("to_tree()")
+        n = len(heads)
+        deps: list[list[int]] = [[] for _ in range(n + 1)]
+        for m, h in enumerate(heads, 1):
+            deps[h].append(m)
+        # post-order without recursion (deep chains stay safe)
+        order, stack = [], list(deps[0])
+        while stack:
+            k = stack.pop()
+            order.append(k)
+            stack.extend(deps[k])
+        built: dict[int, nltk.Tree | str] = {}
+        for k in reversed(order):
+            w = self.words[k - 1]
+            if not deps[k]:
+                built[k] = w
+                continue
+            kids = sorted(deps[k] + [k])
+            built[k] = nltk.Tree(w, [w if c == k else built[c] for c in kids])
+        roots = deps[0]
+        if len(roots) == 1:
+            top = built[roots[0]]
+            return top if isinstance(top, nltk.Tree) else nltk.Tree(top, [top])
+        return nltk.Tree("ROOT", [built[r] for r in roots])
+
+    def brackets(self) -> str:
+        """The tree of :meth:`to_tree` on one line (``""`` when there are no words)."""
+        if not self.words:
+            return ""
+        return self.to_tree().pformat(margin=10**9)
+
+    def pretty(self) -> str:
+        """Human-readable view: dependency = aligned table (index, word, head, head word);
+        constituency = indented ``nltk.Tree.pformat()``."""
+        if not self.words:
+            return ""
+        if self.kind == "constituency":
+            return self.to_tree().pformat()
+        heads = self._need_dependency("pretty()")
+        rows = [("#", "word", "head", "head word")]
+        rows += [(str(i), w, str(h), self.words[h - 1] if h else "ROOT")
+                 for i, (w, h) in enumerate(zip(self.words, heads), 1)]
+        widths = [max(_width(r[c]) for r in rows) for c in range(4)]
+        lines = []
+        for r in rows:
+            cells = [r[0].rjust(widths[0]), _pad(r[1], widths[1]), r[2].rjust(widths[2]), r[3]]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form: text, kind, words and either ``heads`` (dependency) or
+        ``brackets`` + ``spans`` (constituency; 0-based half-open spans of the internal nodes,
+        the whole sentence excluded)."""
+        d: dict[str, Any] = {"text": self.text, "kind": self.kind, "words": list(self.words)}
+        if self.kind == "dependency":
+            d["heads"] = [int(h) for h in (self.heads or [])]
+        else:
+            d["brackets"] = self.brackets()
+            spans = tree_spans(self.tree) if self.tree is not None else set()
+            d["spans"] = [list(s) for s in sorted(spans)]
+        return d
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as one line of JSON (non-ASCII kept)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+class Parser:
+    """Reusable, picklable unsupervised parser.
+
+    ``model``: None (shipped default), HF name or folder. ``kind``: dependency | constituency.
+    ``decoder`` (dependency): eisner (projective) | mst (non-projective). ``normalize`` and
+    ``root_rule``: see :func:`~zhtools.parse.decoders.scores_from_impact` and
+    :func:`~zhtools.parse.decoders.choose_root_scores`. ``layer``: encoder layer read (-1 =
+    last). ``budget``: padded tokens per forward batch. ``segmenter``: used when no words are
+    given (default: a ``Segmenter`` on the same model; the loaded encoder is shared with it
+    when both use the same model).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        kind: str = "dependency",
+        decoder: str = "eisner",
+        normalize: str = "row-softmax",
+        root_rule: str = "out-impact",
+        layer: int = -1,
+        budget: int = 8192,
+        segmenter: Segmenter | None = None,
+    ) -> None:
+        checks = (("kind", kind, KINDS), ("decoder", decoder, DECODERS),
+                  ("normalize", normalize, NORMALIZATIONS), ("root_rule", root_rule, ROOT_RULES))
+        for name, value, allowed in checks:
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if segmenter is None:
+            from zhtools.segment import Segmenter
+
+            segmenter = Segmenter(model, budget=budget)
+        self.model = model
+        self.kind = kind
+        self.decoder = decoder
+        self.normalize = normalize
+        self.root_rule = root_rule
+        self.layer = layer
+        self.budget = budget
+        self.segmenter = segmenter
+        self._engine: ImpactEngine | None = None
+
+    # pickling: drop the loaded model, reload lazily
+    def __getstate__(self) -> dict:
+        st = dict(self.__dict__)
+        st["_engine"] = None
+        return st
+
+    @property
+    def engine(self) -> ImpactEngine:
+        """The impact engine (built on first use; shares the encoder with the segmenter)."""
+        if self._engine is None:
+            from zhtools.probe.engine import ImpactEngine
+
+            seg = self.segmenter
+            same = getattr(seg, "model", object()) == self.model
+            seg_engine = getattr(seg, "_engine", None)
+            enc = seg_engine.enc if same and seg_engine is not None else self.model
+            self._engine = ImpactEngine(enc, layer=self.layer, budget=self.budget)
+            if same and seg_engine is None and hasattr(seg, "_engine"):
+                seg._engine = ImpactEngine(self._engine.enc, budget=seg.budget)
+        return self._engine
+
+    # ------------------------------------------------------------------ public API
+    def parse(self, text: str | None = None, words: Sequence[str] | None = None) -> ParseResult:
+        """Parse one text (segmented by the segmenter) or one list of given words."""
+        return self.parse_many([text], None if words is None else [words])[0]
+
+    def parse_many(
+        self,
+        texts: Sequence[str | None],
+        words_list: Sequence[Sequence[str] | None] | None = None,
+        chunk: int = 64,
+    ) -> list[ParseResult]:
+        """Parse many texts in input order: one ``ImpactEngine.full`` call per ``chunk``.
+
+        ``words_list[k]`` (when given and not None) are the words of text ``k``; the parsed
+        text is then ``''.join(words)``, and ``texts[k]`` (may be None) must equal it up to
+        whitespace. Texts without words are segmented (batched) with the segmenter.
+        """
+        texts = list(texts)
+        if words_list is None:
+            words_list = [None] * len(texts)
+        elif len(words_list) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(words_list)} word lists")
+        out: list[ParseResult] = []
+        for k in range(0, len(texts), max(1, chunk)):
+            out.extend(self._parse_chunk(texts[k : k + chunk], list(words_list[k : k + chunk])))
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _resolve_words(self, texts: list[str | None], given: list[Sequence[str] | None]
+                       ) -> tuple[list[str], list[list[str]]]:
+        """Full texts and their lossless word lists (whitespace words still included)."""
+        full: list[str] = []
+        words: list[list[str] | None] = []
+        for t, ws in zip(texts, given):
+            if ws is None:
+                if not isinstance(t, str):
+                    raise TypeError(f"parse() needs str text, got {type(t).__name__}")
+                full.append(t)
+                words.append(None if t.strip() else [t] if t else [])
+                continue
+            if isinstance(ws, str) or not all(isinstance(w, str) for w in ws):
+                raise TypeError("words must be a sequence of str")
+            joined = "".join(ws)
+            if t is not None and _WS.sub("", t) != _WS.sub("", joined):
+                raise ValueError(f"words {list(ws)!r} do not spell the text {t!r}")
+            full.append(joined)
+            words.append(list(ws))
+        todo = [i for i, w in enumerate(words) if w is None]
+        if todo:
+            for i, ws in zip(todo, self.segmenter.segment_many([full[i] for i in todo])):
+                words[i] = list(ws)
+        return full, words  # type: ignore[return-value]
+
+    def _parse_chunk(self, texts: list[str | None], given: list[Sequence[str] | None]
+                     ) -> list[ParseResult]:
+        from zhtools.probe.engine import Units
+
+        full, words = self._resolve_words(texts, given)
+        kept: list[list[str]] = []
+        units: list[Units] = []
+        todo: list[int] = []
+        for i, (text, ws) in enumerate(zip(full, words)):
+            spans, keep, pos = [], [], 0
+            for w in ws:
+                if w and not w.isspace():
+                    spans.append((pos, pos + len(w)))
+                    keep.append(w)
+                pos += len(w)
+            kept.append(keep)
+            if len(keep) > 1:
+                todo.append(i)
+                units.append(Units(text, spans))
+        mats: dict[int, tuple[np.ndarray, int]] = {}
+        if units:
+            for i, r in zip(todo, self.engine.full(units)):
+                mats[i] = (r.matrix, r.uncovered)
+        results = []
+        for i, (text, ws) in enumerate(zip(full, kept)):
+            F, unc = mats.get(i, (np.zeros((len(ws), len(ws))), 0))
+            results.append(self._decode(text, ws, F, unc))
+        return results
+
+    def _decode(self, text: str, words: list[str], F: np.ndarray, uncovered: int) -> ParseResult:
+        n = len(words)
+        res = ParseResult(text, words, self.kind, matrix=F, uncovered=uncovered)
+        if self.kind == "dependency":
+            if n <= 1:
+                res.heads = [0] * n
+            else:
+                S = scores_from_impact(F, choose_root_scores(F, self.root_rule), self.normalize)
+                res.heads = [int(h) for h in (eisner if self.decoder == "eisner" else mst)(S)]
+        elif n:
+            res.tree = mart(distance_from_impact(F))
+        return res
