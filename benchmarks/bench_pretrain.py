@@ -24,8 +24,8 @@ from zhtools.train.pretrain import MaskedLMOnly, mask_tokens  # noqa: E402
 
 
 def train_flops(cfg, batch: int, T: int, masked: int) -> float:
-    H, L, I, V = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size
-    fwd = batch * L * (2 * T * (4 * H * H + 2 * H * I) + 4 * T * T * H) + masked * 2 * (H * H + H * V)
+    H, L, FF, V = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size
+    fwd = batch * L * (2 * T * (4 * H * H + 2 * H * FF) + 4 * T * T * H) + masked * 2 * (H * H + H * V)
     return 3 * fwd  # forward + backward (2x)
 
 

@@ -25,10 +25,10 @@ from zhtools.text import split_sentences  # noqa: E402
 
 def forward_flops(cfg, seq_lens: list[int]) -> float:
     """Multiply-add FLOPs of a BERT encoder forward over sequences of the given lengths."""
-    H, L, I = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
+    H, L, FF = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
     tot = 0.0
     for T in seq_lens:
-        tot += L * (2 * T * (4 * H * H + 2 * H * I) + 4 * T * T * H)
+        tot += L * (2 * T * (4 * H * H + 2 * H * FF) + 4 * T * T * H)
     return tot
 
 

@@ -112,12 +112,27 @@ def iter_input_lines(path: str):
             fh.close()
 
 
-def run_line_job(args, process, chunk: int = 64) -> int:
-    """Stream input lines through ``process(list[str]) -> list[str]`` (one output line per
-    input line; empty lines stay empty) to stdout or atomically to ``-o``."""
+def per_line(process):
+    """Adapt ``process(list[str]) -> list[str]`` (non-empty texts only) to a block function:
+    one output line per input line, blank input lines copied through unchanged."""
+
+    def block(batch: list[tuple[int, str]]) -> list[str]:
+        texts = [t for _n, t in batch if t.strip()]
+        res = iter(process(texts)) if texts else iter(())
+        return [(next(res) if t.strip() else t) + "\n" for _n, t in batch]
+
+    return block
+
+
+def run_line_job(args, block, chunk: int = 64) -> int:
+    """Stream input lines through ``block(list[(line_no, text)]) -> list[str]`` (one
+    terminated output string per input line, may be multi-line or empty) to stdout or
+    atomically to ``-o``; bad input or a missing model -> one-line error, exit status 2."""
     import os
     import sys
     import tempfile
+
+    from zhtools.models import ModelNotFoundError
 
     out_path = getattr(args, "output", None)
     if out_path:
@@ -133,25 +148,23 @@ def run_line_job(args, process, chunk: int = 64) -> int:
         pbar = tqdm(desc=args.command, unit="line", dynamic_ncols=True, file=sys.stderr)
     ok = False
     try:
-        buf: list[str] = []
+        buf: list[tuple[int, str]] = []
 
         def flush() -> None:
-            texts = [t for t in buf if t.strip()]
-            res = iter(process(texts)) if texts else iter(())
-            for t in buf:
-                out.write((next(res) if t.strip() else t) + "\n")
-            out.flush()
-            if pbar is not None:
-                pbar.update(len(buf))
+            if buf:
+                out.write("".join(block(buf)))
+                out.flush()
+                if pbar is not None:
+                    pbar.update(len(buf))
             buf.clear()
 
-        for _n, line in iter_input_lines(args.input):
-            buf.append(line)
+        for n, line in iter_input_lines(args.input):
+            buf.append((n, line))
             if len(buf) >= chunk or args.input == "-":
                 flush()
         flush()
         ok = True
-    except InputError as e:
+    except (InputError, ModelNotFoundError) as e:
         print(f"zhtools {args.command}: {e}", file=sys.stderr)
         return 2
     finally:
@@ -183,17 +196,11 @@ def _segment(sub) -> None:
 
 
 def _run_segment(args) -> int:
-    import sys
 
-    from zhtools.models import ModelNotFoundError
     from zhtools.segment import Segmenter
 
     seg = Segmenter(args.model, rule=args.rule)
-    try:
-        return run_line_job(args, lambda texts: [args.sep.join(w) for w in seg.segment_many(texts)])
-    except ModelNotFoundError as e:
-        print(f"zhtools segment: {e}", file=sys.stderr)
-        return 2
+    return run_line_job(args, per_line(lambda texts: [args.sep.join(w) for w in seg.segment_many(texts)]))
 
 
 # ---------------------------------------------------------------------- eval
@@ -248,11 +255,7 @@ def _render_parse(res, lineno: int, fmt: str) -> str:
 
 
 def _run_parse(args) -> int:
-    import os
-    import sys
-    import tempfile
 
-    from zhtools.models import ModelNotFoundError
     from zhtools.parse import Parser
 
     fmt = getattr(args, "format", None) or ("conllu" if args.kind == "dependency" else "brackets")
@@ -266,50 +269,4 @@ def _run_parse(args) -> int:
         return [_render_parse(r, n, fmt)
                 for (n, _t), r in zip(batch, parser.parse_many(texts, words))]
 
-    # like run_line_job, but one output *block* per input line (CoNLL-U is multi-line)
-    out_path = args.output
-    if out_path:
-        d = os.path.dirname(os.path.abspath(out_path))
-        fd, tmp = tempfile.mkstemp(prefix=".zhtools-", dir=d)
-        out = os.fdopen(fd, "w", encoding="utf-8")
-    else:
-        tmp, out = None, sys.stdout
-    pbar = None
-    if args.input != "-" and not getattr(args, "quiet", False):
-        from tqdm.auto import tqdm
-
-        pbar = tqdm(desc="parse", unit="line", dynamic_ncols=True, file=sys.stderr)
-    ok = False
-    try:
-        buf: list[tuple[int, str]] = []
-
-        def flush() -> None:
-            if buf:
-                out.write("".join(process(buf)))
-                out.flush()
-                if pbar is not None:
-                    pbar.update(len(buf))
-            buf.clear()
-
-        for n, line in iter_input_lines(args.input):
-            buf.append((n, line))
-            if len(buf) >= 64 or args.input == "-":
-                flush()
-        flush()
-        ok = True
-    except InputError as e:
-        print(f"zhtools parse: {e}", file=sys.stderr)
-        return 2
-    except ModelNotFoundError as e:
-        print(f"zhtools parse: {e}", file=sys.stderr)
-        return 2
-    finally:
-        if pbar is not None:
-            pbar.close()
-        if tmp is not None:
-            out.close()
-            if ok:
-                os.replace(tmp, out_path)
-            else:
-                os.unlink(tmp)
-    return 0
+    return run_line_job(args, process)

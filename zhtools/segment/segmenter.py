@@ -14,19 +14,27 @@ Pipeline (always lossless, ``''.join(words) == text``):
    line (2n-1 perturbed sequences per line, batched across lines): ``d1`` = impact of the left
    character on the right one, ``d2`` = the reverse; cohesion ``c = log((d1 + d2) / 2)``. The
    log makes the rule invariant to the model's hidden-state scale.
-3. **Boundary rule** (``rule``):
-   - ``"otsu"`` (default, scale-free): join two characters iff ``c >= t`` where ``t`` is Otsu's
-     two-class threshold of ``c`` over *unlabelled* calibration text (bundled
+3. **Signals** (``signals``), per adjacent pair: ``impact`` = the log-cohesion above (needs
+   the encoder); ``pmi`` = bigram pointwise mutual information from raw text
+   (:mod:`zhtools.segment.ngram`; the bundled table counts only public-domain laws and
+   CC BY-SA Wikipedia, no evaluation text). Each signal is z-scored with its mean/std over the
+   unlabelled calibration text; combined signals are summed. Default: both where the table
+   exists.
+4. **Boundary rule** (``rule``):
+   - ``"otsu"`` (default, scale-free): join two characters iff the (summed) z-score is at least
+     Otsu's two-class threshold of that score over *unlabelled* calibration text (bundled
      ``data/samples/calibration.txt``, or any text via :meth:`Segmenter.calibrate`), fitted
      once per model. No gold labels, no hand constant; results never depend on batch mates.
    - ``"dp"``: dynamic program over word lengths (1..``max_word``) maximising the summed
-     within-word cohesion ``sum(c - t)``; same threshold, plus a word-length cap.
-   - ``"threshold"``: the reference baseline (Su 2020): join iff ``(d1 + d2)/2 >= 8``.
+     within-word score minus threshold; same threshold, plus a word-length cap.
+   - ``"threshold"``: the reference baseline (Su 2020): join iff ``(d1 + d2)/2 >= 8``
+     (impacts only).
    - ``"chars"``: every character a word (lower bound).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zhtools.models.loader import default_model_path
 from zhtools.probe.engine import ImpactEngine
 from zhtools.text.tokenizer import is_cjk, split_sentences
 
@@ -52,6 +61,8 @@ _RUNS = re.compile(
 )
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 RULES = ("otsu", "dp", "threshold", "chars")
+CALIBRATION_FILE = "segmenter_calibration.json"
+NGRAM_STATS = Path(__file__).resolve().parents[2] / "data" / "models" / "zh-bigram-wiki-laws" / "bigrams.npz"
 
 
 def presplit(text: str) -> list[tuple[int, int, str]]:
@@ -82,9 +93,26 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 @dataclass
 class Calibration:
-    threshold: float
+    """Label-free calibration: per-signal mean/std over unlabelled text, and for each signal
+    combination (``"impact"``, ``"pmi"``, ``"impact+pmi"``) the Otsu threshold of the summed
+    z-scores."""
+
+    thresholds: dict[str, float]
+    mu: dict[str, float]
+    sd: dict[str, float]
     pairs: int
     source: str
+
+    @property
+    def threshold(self) -> float:  # single-signal impact threshold in z units
+        return self.thresholds.get("impact", 0.0)
+
+
+def _combos(signals: Sequence[str]) -> list[tuple[str, ...]]:
+    out = []
+    for k in range(1, len(signals) + 1):
+        out.extend(itertools.combinations(signals, k))
+    return out
 
 
 class Segmenter:
@@ -99,6 +127,8 @@ class Segmenter:
         context: int = 64,
         budget: int = 8192,
         fixed_threshold: float = 8.0,
+        signals: Sequence[str] | None = None,
+        ngram_stats: str | Path | None = None,
         progress: bool = False,
     ) -> None:
         if rule not in RULES:
@@ -112,12 +142,31 @@ class Segmenter:
         self.progress = progress
         self.calibration: Calibration | None = None
         self._engine: ImpactEngine | None = None
+        self.ngram_path = Path(ngram_stats) if ngram_stats else NGRAM_STATS
+        if signals is None:
+            signals = ("impact", "pmi") if self.ngram_path.exists() else ("impact",)
+        bad = set(signals) - {"impact", "pmi"}
+        if bad or not signals:
+            raise ValueError(f"signals must be a non-empty subset of ('impact', 'pmi'), got {signals}")
+        self.signals = tuple(s for s in ("impact", "pmi") if s in signals)
+        self._ngram = None
 
     # pickling: drop the loaded model, reload lazily
     def __getstate__(self) -> dict:
         st = dict(self.__dict__)
         st["_engine"] = None
+        st["_ngram"] = None
         return st
+
+    @property
+    def ngram(self):  # noqa: ANN201
+        if self._ngram is None:
+            from zhtools.segment.ngram import NgramStats
+
+            if not self.ngram_path.exists():
+                raise FileNotFoundError(f"bigram statistics not found: {self.ngram_path}")
+            self._ngram = NgramStats(self.ngram_path)
+        return self._ngram
 
     @property
     def engine(self) -> ImpactEngine:
@@ -140,13 +189,17 @@ class Segmenter:
             out.extend(self._segment_chunk(texts[k : k + chunk]))
         return out
 
-    def segment_with(self, texts: Sequence[str], cohesion, rule: str) -> list[list[str]]:  # noqa: ANN001
-        """Apply ``rule`` to precomputed :meth:`cohesion` output (compare rules on one pass)."""
-        old, self.rule = self.rule, rule
+    def segment_with(self, texts: Sequence[str], cohesion, rule: str, signals=None) -> list[list[str]]:  # noqa: ANN001
+        """Apply ``rule`` (and a subset of the calibrated ``signals``) to precomputed
+        :meth:`cohesion` output, to compare rules and signals on one model pass."""
+        old = self.rule, self.signals
+        self.rule = rule
+        if signals is not None:
+            self.signals = tuple(x for x in ("impact", "pmi") if x in signals)
         try:
             return self._segment_chunk(list(texts), cohesion)
         finally:
-            self.rule = old
+            self.rule, self.signals = old
 
     def cohesion(self, texts: Sequence[str]) -> list[list[tuple[int, np.ndarray, np.ndarray]]]:
         """For each text, each Hanzi run ``(start, d1, d2)`` arrays over its adjacent pairs.
@@ -184,16 +237,54 @@ class Segmenter:
             res.append(out)
         return res
 
+    def features(self, runs_text: Sequence[str], d1s, d2s) -> dict[str, np.ndarray]:  # noqa: ANN001
+        """Raw per-pair signals over Hanzi runs: ``impact`` = log((d1+d2)/2), ``pmi``."""
+        out: dict[str, np.ndarray] = {}
+        if "impact" in self.signals:
+            vals = [np.log(np.maximum((a + b) / 2, 1e-12)) for a, b in zip(d1s, d2s)]
+            out["impact"] = np.concatenate(vals) if vals else np.zeros(0)
+        if "pmi" in self.signals:
+            vals = [self.ngram.pmi(r) for r in runs_text]
+            out["pmi"] = np.concatenate(vals) if vals else np.zeros(0)
+        return out
+
     def calibrate(self, texts: Sequence[str], source: str = "input") -> Calibration:
-        """Fit the Otsu threshold of log-cohesion on unlabelled ``texts``."""
-        vals = [np.log(np.maximum((d1 + d2) / 2, 1e-12)) for runs in self.cohesion(texts) for _s, d1, d2 in runs]
-        v = np.concatenate(vals) if vals else np.zeros(0)
-        v = v[np.isfinite(v)]
-        self.calibration = Calibration(otsu_threshold(v), int(v.size), source)
+        """Fit per-signal mean/std and Otsu thresholds of every signal combination on
+        unlabelled ``texts`` (no gold segmentation involved)."""
+        runs_text, d1s, d2s = [], [], []
+        if "impact" in self.signals:
+            for t, runs in zip(texts, self.cohesion(texts)):
+                for s0, a, b in runs:
+                    runs_text.append(t[s0 : s0 + len(a) + 1])
+                    d1s.append(a)
+                    d2s.append(b)
+        else:
+            runs_text = [t[s0:e] for t in texts for s0, e, k in presplit(t) if k == "han" and e - s0 > 1]
+        feats = self.features(runs_text, d1s, d2s)
+        mu, sd = {}, {}
+        for name, v in feats.items():
+            v = v[np.isfinite(v)]
+            mu[name], sd[name] = float(v.mean()) if v.size else 0.0, float(v.std()) if v.size > 1 else 1.0
+            sd[name] = sd[name] or 1.0
+        thresholds = {}
+        for combo in _combos(self.signals):
+            z = sum(np.nan_to_num((feats[n] - mu[n]) / sd[n]) for n in combo)
+            thresholds["+".join(combo)] = otsu_threshold(z)
+        n = int(next(iter(feats.values())).size)
+        self.calibration = Calibration(thresholds, mu, sd, n, source)
         return self.calibration
 
     def ensure_calibrated(self) -> Calibration:
+        """Use the model folder's ``segmenter_calibration.json`` if present (the shipped model
+        has one, fitted on the bundled sample), else fit on the bundled sample now."""
         if self.calibration is None:
+            folder = Path(self.model) if self.model is not None else default_model_path()
+            shipped = folder / CALIBRATION_FILE
+            if shipped.exists():
+                d = json.loads(shipped.read_text(encoding="utf-8"))
+                if all(n in d.get("mu", {}) for n in self.signals):
+                    self.calibration = Calibration(**d)
+                    return self.calibration
             p = SAMPLES / "calibration.txt"
             lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
             self.calibrate(lines, source=str(p.name))
@@ -202,10 +293,11 @@ class Segmenter:
     # ------------------------------------------------------------------ internals
     def _segment_chunk(self, texts: list[str], coh=None) -> list[list[str]]:  # noqa: ANN001
         runs_per_text = [presplit(t) for t in texts]
-        need_model = self.rule != "chars" and any(k == "han" and e - s > 1 for r in runs_per_text for s, e, k in r)
+        has_runs = self.rule != "chars" and any(k == "han" and e - s > 1 for r in runs_per_text for s, e, k in r)
+        need_model = has_runs and ("impact" in self.signals or self.rule == "threshold")
         if coh is None:
             coh = self.cohesion(texts) if need_model else [[] for _ in texts]
-        if need_model and self.rule in ("otsu", "dp"):
+        if has_runs and self.rule in ("otsu", "dp"):
             self.ensure_calibrated()
         out = []
         for text, runs, c in zip(texts, runs_per_text, coh):
@@ -218,7 +310,8 @@ class Segmenter:
                     else:
                         words.append(text[s:e])
                     continue
-                d1, d2 = by_start[s]
+                nan = np.full(e - s - 1, np.nan)
+                d1, d2 = by_start.get(s, (nan, nan))
                 words.extend(self._split_run(text[s:e], d1, d2))
             out.append(words)
         return out
@@ -228,8 +321,10 @@ class Segmenter:
         if self.rule == "threshold":
             join = ~(d < self.fixed_threshold)  # NaN (no impact available) -> joined
         else:
-            c = np.log(np.maximum(d, 1e-12)) - self.calibration.threshold
-            c = np.where(np.isnan(c), 0.0, c)
+            cal = self.calibration
+            feats = self.features([run], [d1], [d2])
+            z = sum(np.nan_to_num((feats[n] - cal.mu[n]) / cal.sd[n]) for n in self.signals)
+            c = z - cal.thresholds["+".join(self.signals)]
             if self.rule == "dp":
                 return _dp_split(run, c, self.max_word)
             join = c >= 0

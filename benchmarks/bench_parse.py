@@ -1,0 +1,101 @@
+"""Unsupervised dependency / constituency induction on UD Chinese GSDSimp test (issue 5).
+
+One run, same sentences: Eisner and MST over word-level impacts (gold words; root chosen by the
+model's own signals, no gold root), Eisner with predicted (zhtools) words, right-chain /
+left-chain / random baselines; MART bracket F1 vs right/left-branching against brackets derived
+from the gold (projective) dependency subtrees; throughput.
+    python benchmarks/bench_parse.py [--model DIR] [--sentences N] [--max-words 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, require, write  # noqa: E402
+
+from zhtools.eval.conllu import read_conllu  # noqa: E402
+from zhtools.eval.dep import (  # noqa: E402
+    bracket_f1,
+    dep_brackets,
+    left_branching_spans,
+    left_chain,
+    random_projective,
+    right_branching_spans,
+    right_chain,
+    score_dep,
+    score_dep_spans,
+)
+from zhtools.models.loader import default_model_path  # noqa: E402
+from zhtools.parse import Parser  # noqa: E402
+from zhtools.parse.decoders import tree_spans  # noqa: E402
+
+
+def _projective(heads: list[int]) -> bool:
+    arcs = [(min(h, d), max(h, d)) for d, h in enumerate(heads, 1) if h]
+    return not any(a < c < b < d for a, b in arcs for c, d in arcs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=str(default_model_path()))
+    ap.add_argument("--sentences", type=int, default=None)
+    ap.add_argument("--max-words", type=int, default=40)
+    args = ap.parse_args()
+    sents = read_conllu(require(SHARED / "ud_chinese" / "gsdsimp" / "zh_gsdsimp-ud-test.conllu"))
+    sents = [s for s in sents if 2 <= len(s.words) <= args.max_words][: args.sentences]
+    gold = [s.heads for s in sents]
+    punct = [s.punct_mask() for s in sents]
+    words = [s.words for s in sents]
+    texts = ["".join(w) for w in words]
+    rows = []
+    rng = random.Random(0)
+    for name, fn in [("right-chain", right_chain), ("left-chain", left_chain),
+                     ("random projective", lambda n: random_projective(n, rng))]:
+        r = score_dep(gold, [fn(len(g)) for g in gold], punct)
+        rows.append({"system": name, "words": "gold", "uas": r["uas"], "uuas": r["uuas"], "uas_nopunct": r["uas_nopunct"]})
+    timings = {}
+    for dec in ("eisner", "mst"):
+        p = Parser(args.model, decoder=dec)
+        t = time.perf_counter()
+        res = p.parse_many(texts, words)
+        timings[dec] = len(texts) / (time.perf_counter() - t)
+        r = score_dep(gold, [x.heads for x in res], punct)
+        rows.append({"system": f"zhtools {dec}", "words": "gold", "uas": r["uas"], "uuas": r["uuas"],
+                     "uas_nopunct": r["uas_nopunct"], "sentences_per_s": timings[dec]})
+        print(rows[-1], flush=True)
+    p = Parser(args.model, decoder="eisner")
+    t = time.perf_counter()
+    res = p.parse_many(texts)
+    sps = len(texts) / (time.perf_counter() - t)
+    r = score_dep_spans(words, gold, [x.words for x in res], [x.heads for x in res], punct)
+    rows.append({"system": "zhtools eisner", "words": "predicted (zhtools)", "uas": r["uas"], "uuas": r["uuas"],
+                 "uas_nopunct": r["uas_nopunct"], "word_f1": r["word_f1"], "sentences_per_s": sps})
+    # constituency: gold brackets from projective gold trees
+    keep = [k for k, g in enumerate(gold) if _projective(g)]
+    gb = [dep_brackets(gold[k]) for k in keep]
+    pc = Parser(args.model, kind="constituency")
+    t = time.perf_counter()
+    cres = pc.parse_many([texts[k] for k in keep], [words[k] for k in keep])
+    csps = len(keep) / (time.perf_counter() - t)
+    for name, spans in [("zhtools MART", [tree_spans(x.tree) for x in cres]),
+                        ("right-branching", [right_branching_spans(len(words[k])) for k in keep]),
+                        ("left-branching", [left_branching_spans(len(words[k])) for k in keep])]:
+        b = bracket_f1(gb, spans)
+        rows.append({"system": name, "words": "gold", "bracket_f1": b["f1"], "bracket_f1_micro": b["f1_micro"],
+                     **({"sentences_per_s": csps} if name.startswith("zhtools") else {})})
+    rc = next(r for r in rows if r["system"] == "right-chain")
+    write("parse", {"model": args.model, "sentences": len(sents), "constituency_sentences": len(keep),
+                    "goal": "UAS (gold words, predicted root) >= right-chain + 0.08",
+                    "right_chain_uas": rc["uas"]}, rows,
+          f"UD Chinese GSDSimp test, {len(sents)} sentences of 2-{args.max_words} words. Root from the "
+          "model's own signals (out-impact rule), row-softmax normalisation. Bracket F1 = mean sentence "
+          f"F1 against gold dependency-subtree brackets ({len(keep)} projective sentences).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Checks on the shipped default encoder (skipped only while none is shipped)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from helpers import SHARED
+
+from zhtools.models import default_model_path, load_encoder
+
+MODEL = default_model_path()
+pytestmark = pytest.mark.skipif(not (MODEL / "config.json").exists(), reason="no shipped model yet")
+
+
+def _top5(enc, text: str) -> list[str]:
+    tok = enc.tokenizer
+    e = tok.encode(text.replace("[MASK]", "\u0001"))
+    ids = [tok.mask_id if text[s:e2] == "\u0001" else i for i, (s, e2) in zip(e.ids, e.offsets)]
+    ids = tok.with_specials(ids)
+    pos = ids.index(tok.mask_id)
+    with torch.inference_mode():
+        logits = enc.model(input_ids=torch.tensor([ids])).logits[0, pos]
+    return tok.hf.convert_ids_to_tokens(logits.topk(5).indices.tolist())
+
+
+def test_fill_mask_sanity() -> None:
+    enc = load_encoder(None, head="mlm")
+    assert "国" in _top5(enc, "中华人民共和[MASK]")
+    assert "都" in _top5(enc, "北京是中国的首[MASK]")
+
+
+def test_plain_transformers_loads_it() -> None:
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    m = AutoModelForMaskedLM.from_pretrained(str(MODEL))
+    t = AutoTokenizer.from_pretrained(str(MODEL))
+    assert m.config.vocab_size == len(t)
+    assert (MODEL / "model.safetensors").stat().st_size <= 40 * 1024 * 1024
+    assert (MODEL / "MODEL_CARD.md").exists()
+    cal = json.loads((MODEL / "segmenter_calibration.json").read_text())
+    assert cal["pairs"] > 1000
+
+
+def test_tokenizer_roundtrip_real_text() -> None:
+    from zhtools.text import ZhTokenizer
+
+    p = SHARED / "icwb2_sighan2005" / "testing" / "pku_test.utf8"
+    if not p.exists():
+        pytest.skip("../shared/data absent")
+    tok = ZhTokenizer.from_pretrained(MODEL)
+    lines = p.read_text(encoding="utf-8").splitlines()
+    unk = total = 0
+    for enc, line in zip(tok.encode_batch(lines), lines):
+        assert "".join(enc.pieces()) == line
+        unk += sum(i == tok.unk_id for i in enc.ids)
+        total += len(enc.ids)
+    assert unk / total < 0.01  # the vocabulary covers real news text
+
+
+def test_default_segment_is_lossless_on_real_text() -> None:
+    import zhtools
+
+    text = "北京是中国的首都，也是一座历史悠久的城市。2024年GDP增长5.2%！😀"
+    words = zhtools.segment(text)
+    assert "".join(words) == text
+    assert "2024年" in words and "5.2%" in words and "😀" in words

@@ -1,0 +1,44 @@
+"""Ship a pretraining run as the embedded default encoder.
+
+    python -m zhtools.train.ship RUN_DIR data/models/zhtools-char-small
+
+Copies the final masked-LM as fp16 safetensors (halves the size; loaded back as fp32 on CPU),
+the tokenizer, the run's ``pretrain_info.json`` / ``log.jsonl``, and writes
+``segmenter_calibration.json``: the segmenter's label-free Otsu threshold fitted on the bundled
+unlabelled ``data/samples/calibration.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+
+def ship(run_dir: str | Path, dest: str | Path) -> Path:
+    from transformers import AutoModelForMaskedLM
+
+    from zhtools.segment.segmenter import CALIBRATION_FILE, Segmenter, save_calibration
+    from zhtools.text import ZhTokenizer
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForMaskedLM.from_pretrained(str(run_dir), dtype=torch.float32)
+    model.half().save_pretrained(str(dest), safe_serialization=True)
+    ZhTokenizer.from_pretrained(run_dir).save_pretrained(dest)
+    for name in ("pretrain_info.json", "log.jsonl", "vocab_info.json", "pretrain_config.json"):
+        if (run_dir / name).exists():
+            shutil.copy(run_dir / name, dest / name)
+    (dest / CALIBRATION_FILE).unlink(missing_ok=True)
+    seg = Segmenter(str(dest))
+    cal = seg.ensure_calibrated()
+    save_calibration(cal, dest / CALIBRATION_FILE)
+    print(json.dumps(cal.__dict__))
+    return dest
+
+
+if __name__ == "__main__":
+    ship(sys.argv[1], sys.argv[2])
