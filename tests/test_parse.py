@@ -163,3 +163,34 @@ def test_cli(tmp_path: Path, model_dir: str) -> None:
     assert not out2.exists()
     r = _cli(["--kind", "constituency", "--format", "conllu", "--model", model_dir], b"")
     assert r.returncode == 2 and b"--kind dependency" in r.stderr
+
+
+def _run(args):
+    return subprocess.run([sys.executable, "-m", "zhtools", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_eval_dep_and_const_run_zhtools(tmp_path, model_dir) -> None:
+    import json as _json
+
+    gold = tmp_path / "g.conllu"
+    gold.write_text(
+        "# text = 北京是首都。\n"
+        "1\t北京\t_\tPROPN\t_\t_\t3\tnsubj\t_\t_\n2\t是\t_\tAUX\t_\t_\t3\tcop\t_\t_\n"
+        "3\t首都\t_\tNOUN\t_\t_\t0\troot\t_\t_\n4\t。\t_\tPUNCT\t_\t_\t3\tpunct\t_\t_\n\n"
+        "# text = 我爱你\n"
+        "1\t我\t_\tPRON\t_\t_\t2\tnsubj\t_\t_\n2\t爱\t_\tVERB\t_\t_\t0\troot\t_\t_\n"
+        "3\t你\t_\tPRON\t_\t_\t2\tobj\t_\t_\n\n", encoding="utf-8")
+    for extra in ([], ["--decoder", "mst"], ["--baseline", "right-chain"]):
+        r = _run(["eval", "dep", "--gold", str(gold), "--model", model_dir, "--json", *extra])
+        assert r.returncode == 0, r.stderr
+        res = _json.loads(r.stdout)
+        assert 0 <= res["uas"] <= 1 and res["words"] == 7 and res["uas_nopunct"] is not None
+    r = _run(["eval", "dep", "--gold", str(gold), "--baseline", "left-chain", "--json"])
+    assert _json.loads(r.stdout)["uas"] == pytest.approx(2 / 7)
+    for extra in ([], ["--baseline", "right-branching"]):
+        r = _run(["eval", "const", "--gold", str(gold), "--model", model_dir, "--json", *extra])
+        assert r.returncode == 0, r.stderr
+        assert 0 <= _json.loads(r.stdout)["f1"] <= 1
+    r = _run(["eval", "dep", "--gold", str(gold), "--model", str(tmp_path / "missing"), "--json"])
+    assert r.returncode == 2 and "does not exist" in r.stderr

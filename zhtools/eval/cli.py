@@ -65,7 +65,9 @@ def _handler(name: str) -> Callable:
         def run(args: argparse.Namespace) -> int:
             try:
                 return fn(args)
-            except (InputError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - bad input and missing models -> exit 2
+                if not isinstance(e, (InputError, ValueError)) and type(e).__name__ != "ModelNotFoundError":
+                    raise
                 msg = " ".join(str(e).split())
                 print(f"zhtools eval {name}: error: {msg}", file=sys.stderr)
                 return 2
@@ -164,15 +166,61 @@ def _run_dep(args: argparse.Namespace) -> int:
         else:  # own segmentation: score through character spans
             res = score_dep_spans([s.words for s in gold], g_heads, [s.words for s in pred],
                                   p_heads, punct)
-    else:
+    elif args.baseline:
         import random
 
         rng = random.Random(args.seed)
         make = {"right-chain": right_chain, "left-chain": left_chain,
                 "random": lambda n: random_projective(n, rng)}[args.baseline]
         res = score_dep(g_heads, [make(len(s.words)) for s in gold], punct)
+    else:  # parse the gold sentences with zhtools
+        from zhtools.parse import Parser
+
+        parser = Parser(args.model, decoder=args.decoder)
+        texts = ["".join(s.words) for s in gold]
+        if args.words == "gold":
+            res_p = parser.parse_many(texts, [s.words for s in gold])
+            res = score_dep(g_heads, [r.heads for r in res_p], punct)
+        else:
+            res_p = parser.parse_many(texts)
+            res = score_dep_spans([s.words for s in gold], g_heads, [r.words for r in res_p],
+                                  [r.heads for r in res_p], punct)
     _emit(res, args.json, ["uas", "uuas", "uas_nopunct", "uuas_nopunct", "word_f1",
                            "sentences", "words"])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- const
+@_handler("const")
+def _run_const(args: argparse.Namespace) -> int:
+    from zhtools.eval.conllu import parse_conllu
+    from zhtools.eval.dep import (
+        bracket_f1,
+        dep_brackets,
+        left_branching_spans,
+        right_branching_spans,
+    )
+
+    gold = parse_conllu(_read_text(args.gold), source=args.gold)
+    keep = []
+    for s in gold:
+        try:
+            keep.append((s, dep_brackets(s.heads)))
+        except ValueError:
+            continue
+    if args.baseline:
+        make = {"right-branching": right_branching_spans, "left-branching": left_branching_spans}[args.baseline]
+        pred = [make(len(s.words)) for s, _b in keep]
+    else:
+        from zhtools.parse import Parser
+        from zhtools.parse.decoders import tree_spans
+
+        parser = Parser(args.model, kind="constituency")
+        res = parser.parse_many(["".join(s.words) for s, _b in keep], [s.words for s, _b in keep])
+        pred = [tree_spans(r.tree) for r in res]
+    out = bracket_f1([b for _s, b in keep], pred)
+    out = {k: v for k, v in out.items() if k != "per_sentence"}
+    _emit(out, args.json, ["f1", "precision", "recall", "f1_micro", "sentences"])
     return 0
 
 
@@ -260,15 +308,36 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=_F, parents=[common],
         epilog="examples:\n"
                "  zhtools eval dep --gold zh_gsdsimp-ud-test.conllu --pred parsed.conllu\n"
-               "  zhtools eval dep --gold zh_gsdsimp-ud-test.conllu --baseline random --seed 1\n")
+               "  zhtools eval dep --gold zh_gsdsimp-ud-test.conllu --baseline random --seed 1\n"
+               "  zhtools eval dep --gold zh_gsdsimp-ud-test.conllu --words predicted --json\n")
     d.add_argument("--gold", required=True, help="gold CoNLL-U file")
-    src = d.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pred", help="predicted CoNLL-U file")
+    src = d.add_mutually_exclusive_group()
+    src.add_argument("--pred", help="predicted CoNLL-U file (default: parse with zhtools)")
     src.add_argument("--baseline", choices=["right-chain", "left-chain", "random"],
                      help="score a baseline tree instead of --pred")
+    d.add_argument("--words", choices=["gold", "predicted"], default="gold",
+                   help="when parsing with zhtools: gold words, or zhtools segmentation "
+                        "(then attachments are scored through spans and word_f1 is reported)")
+    d.add_argument("--decoder", choices=["eisner", "mst"], default="eisner")
+    d.add_argument("--model", default=None, help="encoder for zhtools parsing (default: shipped)")
     d.add_argument("--seed", type=int, default=0, help="seed for --baseline random")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=_run_dep)
+
+    b = tasks.add_parser(
+        "const", help="unlabeled bracket F1 against gold dependency-subtree brackets",
+        description="Mean sentence-level bracket F1 (spans of >= 2 words, whole sentence excluded)\n"
+                    "of zhtools MART trees (gold words) or a baseline, against brackets derived\n"
+                    "from the gold projective dependency subtrees (non-projective sentences skipped).",
+        formatter_class=_F, parents=[common],
+        epilog="examples:\n"
+               "  zhtools eval const --gold zh_gsdsimp-ud-test.conllu --json\n"
+               "  zhtools eval const --gold zh_gsdsimp-ud-test.conllu --baseline right-branching\n")
+    b.add_argument("--gold", required=True, help="gold CoNLL-U file")
+    b.add_argument("--baseline", choices=["right-branching", "left-branching"])
+    b.add_argument("--model", default=None, help="encoder (default: shipped)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=_run_const)
 
     s = tasks.add_parser(
         "summ", help="character-level ROUGE-1/2/L and BLEU-4 of summaries",
