@@ -50,13 +50,17 @@ def test_lossless_chars_rule(text: str) -> None:
     assert all(words)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(_CHARS, max_size=30).map("".join))
-def test_lossless_model_rules(seg, text: str) -> None:
+_STRINGS = st.lists(st.lists(_CHARS, max_size=30).map("".join), min_size=20, max_size=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_STRINGS)
+def test_lossless_model_rules(seg, texts: list[str]) -> None:
+    """500 examples x 20 strings = 10,000 strings through the encoder path."""
     for rule in ("otsu", "dp", "threshold"):
         seg.rule = rule
-        words = seg.segment(text)
-        assert "".join(words) == text and all(words)
+        for text, words in zip(texts, seg.segment_many(texts)):
+            assert "".join(words) == text and all(words)
     seg.rule = "otsu"
 
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Reproduce every benchmark in benchmarks/results/ (needs ../shared/data and the shipped model).
+# Usage: benchmarks/run_all.sh [SNAPSHOT_DIR]   (optional earlier checkpoint for the F1-vs-encoder curve)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+$PY benchmarks/bench_batching.py
+$PY benchmarks/bench_pretrain.py
+$PY benchmarks/bench_probe.py
+$PY benchmarks/bench_segment.py --no-random                          # full PKU test, all rules/signals + jieba
+$PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped vs random init, same shape
+if [ -n "${1:-}" ]; then
+  $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
+fi
+$PY benchmarks/bench_parse.py --sentences 200
