@@ -112,3 +112,17 @@ def test_cli_line_count_and_bad_utf8(tmp_path: Path, model_dir: str) -> None:
     assert not out2.exists()
     r = _cli(["segment", "--rule", "chars", "--sep", "/"], "中国\n\nab\n".encode())
     assert r.stdout.decode() == "中/国\n\nab\n"
+
+
+def test_module_helpers_survive_subpackage_import(model_dir, seg) -> None:
+    import zhtools
+
+    zhtools._segmenters[model_dir] = seg
+    a = zhtools.segment("北京是中国的首都", model=model_dir)
+    import zhtools.segment.segmenter  # noqa: F401 - rebinds the attribute to the package
+    from zhtools import segment
+
+    assert zhtools.segment("北京是中国的首都", model=model_dir) == a == segment("北京是中国的首都", model=model_dir)
+    assert zhtools.lcut("北京是中国的首都", model=model_dir) == a == list(zhtools.cut("北京是中国的首都", model=model_dir))
+    with pytest.raises(TypeError):
+        zhtools.segment(b"bytes")

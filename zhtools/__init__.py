@@ -32,8 +32,10 @@ def get_segmenter(model: str | None = None) -> Segmenter:
     return _segmenters[model]
 
 
-def segment(text: str, model: str | None = None) -> list[str]:
-    """Segment ``text`` into words (lossless: ``''.join(words) == text``)."""
+def _segment_text(text: str, model: str | None = None) -> list[str]:
+    """Body of ``zhtools.segment(text, model=None)``: words of ``text`` (lossless:
+    ``''.join(words) == text``). ``zhtools.segment`` is the callable ``zhtools.segment``
+    package (a plain function would be replaced by the sub-package on its first import)."""
     if not isinstance(text, str):
         raise TypeError(f"segment() needs str, got {type(text).__name__}")
     return get_segmenter(model).segment(text)
@@ -41,12 +43,12 @@ def segment(text: str, model: str | None = None) -> list[str]:
 
 def cut(text: str, model: str | None = None) -> Iterator[str]:
     """jieba-style generator over the words of ``text``."""
-    yield from segment(text, model)
+    yield from _segment_text(text, model)
 
 
 def lcut(text: str, model: str | None = None) -> list[str]:
     """jieba-style list of words."""
-    return segment(text, model)
+    return _segment_text(text, model)
 
 
 _parsers: dict[tuple[str | None, str], Parser] = {}
@@ -79,10 +81,10 @@ def parse_many(texts: list[str], model: str | None = None, kind: str = "dependen
 
 
 def __getattr__(name: str):
-    if name == "parse":  # the callable sub-package (see zhtools.parse)
+    if name in ("parse", "segment"):  # the callable sub-packages
         import importlib
 
-        return importlib.import_module("zhtools.parse")
+        return importlib.import_module(f"zhtools.{name}")
     if name == "Segmenter":
         from zhtools.segment import Segmenter
 
