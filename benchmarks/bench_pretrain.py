@@ -40,7 +40,7 @@ def main() -> None:
 
     cfg = AutoConfig.from_pretrained(args.model)
     tok = ZhTokenizer.from_pretrained(args.model)
-    model = MaskedLMOnly(AutoModelForMaskedLM.from_config(cfg))
+    model = MaskedLMOnly(AutoModelForMaskedLM.from_config(cfg).float())  # shipped config says fp16
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     B, T = args.batch_tokens // args.max_len, args.max_len
     g = torch.Generator().manual_seed(0)

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-$PY benchmarks/bench_batching.py
+[ -n "${SKIP_BATCHING:-}" ] || $PY benchmarks/bench_batching.py
 $PY benchmarks/bench_pretrain.py
 $PY benchmarks/bench_probe.py
 $PY benchmarks/bench_segment.py --no-random                          # full PKU test, all rules/signals + jieba

@@ -350,6 +350,28 @@ def export_checkpoint(run_dir: str | Path, dest: str | Path) -> Path:
     return dest
 
 
+def evaluate_run(run_dir: str | Path) -> dict:
+    """Held-out MLM evaluation of a run's exported model (same slice and masking seed as
+    during training); appends it to ``log.jsonl`` and ``pretrain_info.json`` as the final eval.
+    Used when a run stopped on its time cap before its scheduled final evaluation."""
+    from transformers import AutoModelForMaskedLM
+
+    run_dir = Path(run_dir)
+    cfg = PretrainConfig(**json.loads((run_dir / "pretrain_config.json").read_text()))
+    tok = ZhTokenizer.from_pretrained(run_dir)
+    model = MaskedLMOnly(AutoModelForMaskedLM.from_pretrained(str(run_dir))).eval()
+    held = heldout_sequences(cfg, tok)
+    with torch.inference_mode():
+        metrics = evaluate_mlm(model, held, tok, cfg, torch.device("cpu"))
+    info_path = run_dir / "pretrain_info.json"
+    info = json.loads(info_path.read_text())
+    info["last_eval"] = metrics
+    info_path.write_text(json.dumps(info, indent=1, ensure_ascii=False))
+    with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": info["steps"], "eval": metrics, "final": True}) + "\n")
+    return metrics
+
+
 def corpus_files(paths: Sequence[str]) -> list[str]:
     """Expand folders into their .txt / .txt.gz files (sorted)."""
     out: list[str] = []
