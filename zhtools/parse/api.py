@@ -243,17 +243,12 @@ class Parser:
 
     @property
     def engine(self) -> ImpactEngine:
-        """The impact engine (built on first use; shares the encoder with the segmenter)."""
+        """The impact engine (built on first use; the encoder is loaded once per process and
+        model, so it is shared with the segmenter)."""
         if self._engine is None:
             from zhtools.probe.engine import ImpactEngine
 
-            seg = self.segmenter
-            same = getattr(seg, "model", object()) == self.model
-            seg_engine = getattr(seg, "_engine", None)
-            enc = seg_engine.enc if same and seg_engine is not None else self.model
-            self._engine = ImpactEngine(enc, layer=self.layer, budget=self.budget)
-            if same and seg_engine is None and hasattr(seg, "_engine"):
-                seg._engine = ImpactEngine(self._engine.enc, budget=seg.budget)
+            self._engine = ImpactEngine(self.model, layer=self.layer, budget=self.budget)
         return self._engine
 
     # ------------------------------------------------------------------ public API

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from zhtools.models.loader import LoadedEncoder, cached_encoder, load_encoder
+from zhtools.models.loader import LoadedEncoder, cached_encoder
 from zhtools.text.batching import Batch, BatchStats, pad, token_batches
 from zhtools.text.tokenizer import stitch_ranges, windows
 
@@ -101,12 +101,9 @@ class ImpactEngine:
     ) -> None:
         if metric not in ("euclidean", "cosine"):
             raise ValueError("metric must be 'euclidean' or 'cosine'")
-        if isinstance(encoder, LoadedEncoder):
-            self.enc = encoder
-        elif encoder is None:
-            self.enc = cached_encoder(None)
-        else:
-            self.enc = load_encoder(encoder)
+        # one loaded copy per model per process (segmenter and parser share it)
+        self.enc = encoder if isinstance(encoder, LoadedEncoder) else cached_encoder(
+            None if encoder is None else str(encoder))
         self.tok = self.enc.tokenizer
         self.layer = layer
         self.metric = metric
