@@ -270,3 +270,139 @@ def _run_parse(args) -> int:
                 for (n, _t), r in zip(batch, parser.parse_many(texts, words))]
 
     return run_line_job(args, process)
+
+
+# ---------------------------------------------------------------------- finetune / distill / classify
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", required=True, help="training TSV (label<TAB>text, header optional)")
+    p.add_argument("--dev", required=True, help="dev TSV (best checkpoint chosen on it)")
+    p.add_argument("--out", required=True, help="output folder (OUT/best = best on dev)")
+    p.add_argument("--max-len", type=int, default=128, help="tokens per text incl. [CLS]/[SEP]")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lookahead", action="store_true", help="Lookahead(AdamW, k=5, alpha=0.5)")
+    p.add_argument("--lazy-embeddings", action="store_true",
+                   help="leave embedding rows of tokens absent from a batch untouched")
+    p.add_argument("--best-metric", default="accuracy",
+                   choices=["accuracy", "macro_f1", "balanced_accuracy"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="off",
+                   help="bf16 autocast (auto = CUDA or AVX512-bf16/AMX CPUs)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--max-minutes", type=float, default=None, help="checkpoint and stop after")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+
+
+def _train_common(args) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bf16 = {"on": True, "off": False}.get(args.bf16)
+    if bf16 is None:
+        bf16 = torch.cuda.is_available() or _cpu_bf16()
+    return dict(train=args.train, dev=args.dev, out=args.out, max_len=args.max_len,
+                epochs=args.epochs, batch_tokens=args.batch_tokens, lr=args.lr,
+                lookahead=args.lookahead, lazy_embeddings=args.lazy_embeddings,
+                best_metric=args.best_metric, seed=args.seed, bf16=bf16,
+                progress=not getattr(args, "quiet", False), max_minutes=args.max_minutes)
+
+
+def _report(res: dict, out: str) -> int:
+    import json
+
+    ev = {k: round(v, 4) for k, v in (res.get("eval") or {}).items()}
+    print(json.dumps({"step": res["step"], "done": res["done"], "best": res.get("best"),
+                      "final_dev": ev, "best_model": f"{out}/best"}, ensure_ascii=False))
+    return 0
+
+
+@command
+def _finetune(sub) -> None:
+    p = _sub(sub, "finetune", "fine-tune an encoder as a text classifier (the Theseus teacher)",
+             "  zhtools finetune --train train.tsv --dev dev.tsv --out runs/teacher\n"
+             "  zhtools finetune --model path/to/bert-base-chinese --train t.tsv --dev d.tsv "
+             "--out runs/t --epochs 3 --lr 2e-5\n"
+             "  zhtools finetune --train t.tsv --dev d.tsv --out runs/la --loss la --tau 1 "
+             "--best-metric balanced_accuracy\n"
+             "  zhtools finetune --train t.tsv --dev d.tsv --out runs/direct2 --layers 2\n")
+    p.add_argument("--model", default=None, help="HF encoder name or folder (default: shipped)")
+    p.add_argument("--layers", type=int, default=None, help="keep only the first N encoder layers")
+    p.add_argument("--loss", choices=["ce", "la"], default="ce",
+                   help="ce = cross-entropy, la = logit-adjusted cross-entropy (imbalanced classes)")
+    p.add_argument("--tau", type=float, default=1.0, help="logit-adjustment temperature")
+    _train_args(p)
+    p.set_defaults(func=_run_finetune)
+
+
+def _run_finetune(args) -> int:
+    from zhtools.distill import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(model=args.model, layers=args.layers, loss=args.loss, tau=args.tau,
+                         **_train_common(args))
+    return _report(finetune(cfg, resume=args.resume), args.out)
+
+
+@command
+def _distill(sub) -> None:
+    p = _sub(sub, "distill", "compress a fine-tuned classifier by BERT-of-Theseus module replacement",
+             "  zhtools distill --teacher runs/teacher/best --train t.tsv --dev d.tsv --layers 2 "
+             "--out runs/theseus\n"
+             "  zhtools distill --teacher T --train t.tsv --dev d.tsv --layers 6 --schedule linear "
+             "--b 0.3 --slope 6e-4 --out runs/th\n"
+             "  zhtools distill --teacher T --train t.tsv --dev d.tsv --layers 3 --replace-embeddings "
+             "--init even --out runs/th3\n")
+    p.add_argument("--teacher", required=True, help="fine-tuned classifier folder (any HF BERT/RoBERTa)")
+    p.add_argument("--layers", type=int, required=True, help="successor depth k (divides teacher depth)")
+    p.add_argument("--schedule", choices=["constant", "linear"], default="constant")
+    p.add_argument("--p", type=float, default=0.5, help="constant: replacement probability")
+    p.add_argument("--replace-frac", type=float, default=0.5,
+                   help="constant: share of steps before successor fine-tuning (p = 1)")
+    p.add_argument("--slope", type=float, default=None,
+                   help="linear: p = min(1, slope*step + b); default reaches 1 at half the steps")
+    p.add_argument("--b", type=float, default=0.3, help="linear: initial p")
+    p.add_argument("--init", choices=["first", "even"], default="first",
+                   help="successor layers copied from the first k or evenly spaced layers")
+    p.add_argument("--replace-embeddings", action="store_true",
+                   help="the embedding layer is a replaceable module too")
+    _train_args(p)
+    p.set_defaults(func=_run_distill)
+
+
+def _run_distill(args) -> int:
+    from zhtools.distill import DistillConfig, distill
+
+    cfg = DistillConfig(teacher=args.teacher, layers=args.layers, schedule=args.schedule, p=args.p,
+                        replace_frac=args.replace_frac, slope=args.slope, b=args.b, init=args.init,
+                        replace_embeddings=args.replace_embeddings, **_train_common(args))
+    return _report(distill(cfg, resume=args.resume), args.out)
+
+
+@command
+def _classify(sub) -> None:
+    p = _sub(sub, "classify", "label texts with a fine-tuned classifier (one label per input line)",
+             "  zhtools classify reviews.txt --model runs/teacher/best -o labels.txt\n"
+             "  echo '这家酒店很干净' | zhtools classify --model runs/theseus/best\n"
+             "  zhtools classify weibo.txt --model runs/t/best --posthoc-tau 1   # balanced errors\n")
+    p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
+    p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
+    p.add_argument("--model", required=True, help="fine-tuned classifier folder")
+    p.add_argument("--posthoc-tau", type=float, default=0.0,
+                   help="subtract tau*log(prior) from logits (priors saved at training)")
+    p.set_defaults(func=_run_classify)
+
+
+def _run_classify(args) -> int:
+    import sys
+
+    from zhtools.distill import Classifier
+    from zhtools.models import ModelNotFoundError
+
+    try:
+        clf = Classifier(args.model, posthoc_tau=args.posthoc_tau)
+    except (ModelNotFoundError, ValueError) as e:
+        print(f"zhtools classify: {e}", file=sys.stderr)
+        return 2
+    # every line gets a label (an empty line is classified as the empty text)
+    return run_line_job(args, lambda batch: [lab + "\n" for lab in clf([t for _n, t in batch])])

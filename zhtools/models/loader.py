@@ -4,6 +4,8 @@ a local folder through the Auto classes. Weights are read from safetensors only.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -85,6 +87,21 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+@contextmanager
+def quiet_hf() -> Iterator[None]:
+    """Silence transformers' info logs and its per-file progress bars inside the block."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+
+
 def _from_pretrained(auto_cls, ref: str, local: bool, **kw):
     """Auto-class load that never hangs: cache first, then the hub with short timeouts."""
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
@@ -135,17 +152,9 @@ def load_encoder(
     dev = pick_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # MLM heads/pooler mismatches are expected for AutoModel
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_hf():  # MLM heads/pooler mismatches are expected for AutoModel
         hf_tok = _from_pretrained(AutoTokenizer, ref, local, use_fast=True)
         model = _from_pretrained(auto, ref, local, use_safetensors=True, dtype=dtype)
-    finally:
-        hf_logging.set_verbosity(level)
-        hf_logging.enable_progress_bar()
     model.to(dev).eval()
     model.requires_grad_(False)
     return LoadedEncoder(model, ZhTokenizer(hf_tok), dev, dtype, ref)
@@ -161,7 +170,8 @@ def save_model(model: torch.nn.Module, tokenizer: ZhTokenizer | None, out: str |
     """Save as a plain HF folder (config + model.safetensors [+ tokenizer])."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
+    with quiet_hf():
+        model.save_pretrained(str(out), safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     return out

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 
 from zhtools.train.checkpoint import load_checkpoint, save_checkpoint
-from zhtools.train.optim import Lookahead
+from zhtools.train.optim import LazyRows, Lookahead, embedding_weights
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class TrainConfig:
     lookahead: bool = False
     la_k: int = 5
     la_alpha: float = 0.5
+    lazy_embeddings: bool = False  # leave embedding rows absent from the batch untouched
     eval_every: int = 500
     save_every: int = 200
     log_every: int = 20
@@ -126,7 +127,8 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, params=None) -> torch.optim.Optimizer:
-    """AdamW (no decay on biases/LayerNorm), optionally wrapped in Lookahead."""
+    """AdamW (no decay on biases/LayerNorm), optionally with lazy embedding rows and/or
+    wrapped in Lookahead (Lookahead(LazyRows(AdamW)))."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if params is not None:
         keep = {id(p) for p in params}
@@ -139,6 +141,8 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, params=None) -> to
         betas=(0.9, 0.98),
         eps=1e-6,
     )
+    if cfg.lazy_embeddings:
+        opt = LazyRows(opt, embedding_weights(model))
     return Lookahead(opt, cfg.la_k, cfg.la_alpha) if cfg.lookahead else opt
 
 
@@ -174,7 +178,9 @@ class Trainer:
         self.out = Path(cfg.out)
         self.ckpt_path = self.out / "checkpoint"
         self.opt = optimizer or build_optimizer(self.model, cfg, params)
-        inner = self.opt.inner if isinstance(self.opt, Lookahead) else self.opt
+        inner = self.opt
+        while hasattr(inner, "inner"):  # Lookahead / LazyRows wrappers
+            inner = inner.inner
         self.sched = torch.optim.lr_scheduler.LambdaLR(inner, lr_lambda(cfg))
         self.step = 0
         self.micro = 0  # global micro-batch index = data position
@@ -259,9 +265,7 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         cfg = self.cfg
-        if resume:
-            self.resume()
-        else:
+        if not (resume and self.resume()):
             seed_all(cfg.seed + self.rank)
         self.out.mkdir(parents=True, exist_ok=True)
         old = signal.signal(signal.SIGTERM, self._on_signal) if self._main_thread() else None
@@ -290,7 +294,8 @@ class Trainer:
                     with ctx:
                         with self.autocast:
                             loss, metrics = self.loss_fn(self.ddp_model, batch)
-                        (loss / cfg.grad_accum).backward()
+                        if loss.requires_grad:  # e.g. a Theseus batch that ran only frozen modules
+                            (loss / cfg.grad_accum).backward()
                     step_loss += float(loss.detach()) / cfg.grad_accum
                     for m, v in metrics.items():
                         acc_metrics[m] = acc_metrics.get(m, 0.0) + float(v) / cfg.grad_accum

@@ -81,3 +81,69 @@ class Lookahead(torch.optim.Optimizer):
             with torch.no_grad():
                 for p, b in zip(self._params(), backup):
                     p.copy_(b)
+
+
+class LazyRows(torch.optim.Optimizer):
+    """Lazy embedding updates around any optimizer: rows of the listed embedding matrices whose
+    gradient is entirely zero (tokens absent from the batch) are left untouched by the step,
+    optimizer state included (Adam's moments do not decay for them, as in TF LazyAdam; weight
+    decay does not shrink them). Other parameters are updated as usual.
+
+    The inner step runs on whole tensors; absent rows are restored afterwards from a copy taken
+    before the step, so it works with any optimizer whose per-parameter state tensors have the
+    parameter's shape (AdamW, Adam, SGD momentum, RMSprop, ...).
+    """
+
+    def __init__(self, inner: torch.optim.Optimizer, embeddings: list[torch.nn.Parameter]) -> None:
+        self.inner = inner
+        owned = {id(p) for g in inner.param_groups for p in g["params"]}
+        self.embeddings = [e for e in embeddings if id(e) in owned and e.ndim == 2]
+        self.param_groups = inner.param_groups
+        self.defaults = inner.defaults
+        self.state = inner.state
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001
+        saved = []
+        for e in self.embeddings:
+            if e.grad is None:
+                continue
+            absent = (e.grad == 0).all(dim=1).nonzero().squeeze(1)
+            if not len(absent):
+                continue
+            st = self.inner.state.get(e, {})
+            rows = {k: v[absent].clone() for k, v in st.items()
+                    if torch.is_tensor(v) and v.shape == e.shape}
+            saved.append((e, absent, e[absent].clone(), rows, bool(st)))
+        loss = self.inner.step(closure)
+        for e, absent, value, rows, had_state in saved:
+            e[absent] = value
+            st = self.inner.state.get(e, {})
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == e.shape:
+                    if k in rows:
+                        v[absent] = rows[k]
+                    elif not had_state:
+                        v[absent] = 0  # state created by this step: absent rows stay at zero
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.inner.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)
+        self.param_groups = self.inner.param_groups
+        self.state = self.inner.state
+
+
+def embedding_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Weights of the model's ``nn.Embedding`` modules whose rows are token ids (vocabulary-sized
+    tables; position/type tables are small and touched every batch anyway)."""
+    out = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad:
+            out.append(m.weight)
+    return out
