@@ -81,7 +81,7 @@ def parse_many(texts: list[str], model: str | None = None, kind: str = "dependen
 
 
 def __getattr__(name: str):
-    if name in ("parse", "segment"):  # the callable sub-packages
+    if name in ("parse", "segment", "summarize"):  # the callable sub-packages
         import importlib
 
         return importlib.import_module(f"zhtools.{name}")
@@ -93,4 +93,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["segment", "cut", "lcut", "get_segmenter", "Segmenter", "parse", "parse_many",
-           "get_parser", "__version__"]
+           "get_parser", "summarize", "__version__"]

@@ -13,6 +13,8 @@ EPILOG = """examples:
   zhtools parse sentences.txt --kind dependency --format conllu
   zhtools eval cws --gold gold.utf8 --pred pred.utf8 --json
   zhtools pretrain --corpus data/*.txt.gz --out runs/enc --steps 6000
+  zhtools summarize abstracts.txt -o titles.txt --beam 4 --mode bidirectional
+  zhtools distill --teacher runs/teacher/best --train t.tsv --dev d.tsv --layers 2 --out runs/th
 """
 
 _REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    k = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if k is not None and argv[k] == "summarize" and argv[k + 1 : k + 2] == ["train"]:
+        argv[k : k + 2] = ["summarize-train"]  # `zhtools summarize train ...`
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

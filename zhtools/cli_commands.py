@@ -406,3 +406,98 @@ def _run_classify(args) -> int:
         return 2
     # every line gets a label (an empty line is classified as the empty text)
     return run_line_job(args, lambda batch: [lab + "\n" for lab in clf([t for _n, t in batch])])
+
+
+# ---------------------------------------------------------------------- summarize
+@command
+def _summarize(sub) -> None:
+    p = _sub(sub, "summarize", "summarize / title each input line (training: `zhtools summarize train`)",
+             "  echo '本文研究了……' | zhtools summarize\n"
+             "  zhtools summarize abstracts.txt -o titles.txt --beam 4 --mode bidirectional\n"
+             "  zhtools summarize abstracts.txt --model runs/summ/best --mode l2r\n"
+             "  zhtools summarize train --help\n")
+    p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
+    p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
+    p.add_argument("--model", default=None, help="summarizer folder (default: shipped CSL model)")
+    p.add_argument("--beam", type=int, default=4)
+    p.add_argument("--mode", choices=["bidirectional", "l2r", "r2l"], default="bidirectional")
+    p.add_argument("--max-len", type=int, default=32, help="maximum summary tokens")
+    p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent")
+    p.set_defaults(func=_run_summarize)
+
+
+def _run_summarize(args) -> int:
+    import sys
+    import warnings
+
+    from zhtools.models import ModelNotFoundError
+    from zhtools.summarize import Summarizer
+
+    try:
+        s = Summarizer(args.model, beam=args.beam, mode=args.mode, max_len=args.max_len, alpha=args.alpha)
+    except (ModelNotFoundError, ValueError) as e:
+        print(f"zhtools summarize: {e}", file=sys.stderr)
+        return 2
+    warnings.simplefilter("always")
+    warnings.formatwarning = lambda msg, *a, **k: f"zhtools summarize: warning: {msg}\n"
+    return run_line_job(args, per_line(s))
+
+
+@command
+def _summarize_train(sub) -> None:
+    p = _sub(sub, "summarize-train", "train a bidirectional summarizer (`zhtools summarize train`)",
+             "  zhtools summarize train --train csl/train.tsv --dev csl/val.tsv --out runs/summ\n"
+             "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/l2r --directions l2r\n"
+             "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/naive --leak gold "
+             "--interact all\n"
+             "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/summ --resume\n")
+    p.add_argument("--train", required=True, help="TSV summary<TAB>text (CSL layout) or with header")
+    p.add_argument("--dev", required=True, help="dev TSV (ROUGE-L each epoch, best kept in OUT/best)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--encoder", default=None, help="HF encoder name or folder (default: shipped)")
+    p.add_argument("--epochs", type=float, default=5.0)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--batch-tokens", type=int, default=6144, help="source tokens per batch")
+    p.add_argument("--src-len", type=int, default=128)
+    p.add_argument("--tgt-len", type=int, default=48)
+    p.add_argument("--layers", type=int, default=3, help="decoder layers")
+    p.add_argument("--directions", choices=["both", "l2r"], default="both",
+                   help="both = bidirectional decoder; l2r = plain baseline")
+    p.add_argument("--leak", choices=["none", "gold"], default="none",
+                   help="none = masks that hide each target from the other direction; "
+                        "gold = naive gold-vs-gold")
+    p.add_argument("--interact", choices=["top", "all"], default="top",
+                   help="decoder layers with cross-direction attention")
+    p.add_argument("--lam", type=float, default=0.5, help="weight of the cross-direction term")
+    p.add_argument("--no-copy", action="store_true", help="disable the copy gate")
+    p.add_argument("--dev-samples", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="off")
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_run_summarize_train)
+
+
+def _run_summarize_train(args) -> int:
+    import json
+
+    import torch
+
+    from zhtools.summarize import DecoderConfig, SummTrainConfig, train_summarizer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bf16 = {"on": True, "off": False}.get(args.bf16)
+    if bf16 is None:
+        bf16 = torch.cuda.is_available() or _cpu_bf16()
+    cfg = SummTrainConfig(
+        train=args.train, dev=args.dev, out=args.out, encoder=args.encoder, src_len=args.src_len,
+        tgt_len=args.tgt_len, epochs=args.epochs, batch_tokens=args.batch_tokens, lr=args.lr,
+        leak=args.leak, directions=args.directions, dev_samples=args.dev_samples, seed=args.seed,
+        bf16=bf16, progress=not getattr(args, "quiet", False), max_minutes=args.max_minutes,
+        decoder=DecoderConfig(layers=args.layers, lam=args.lam, copy=not args.no_copy,
+                              interact=args.interact))
+    res = train_summarizer(cfg, resume=args.resume)
+    print(json.dumps({k: res[k] for k in ("step", "done", "best", "eval")}, ensure_ascii=False))
+    return 0

@@ -1,0 +1,181 @@
+"""Bidirectional seq2seq summarizer: masks (no leakage), decoding, cache, training, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny_tokenizer
+
+from zhtools.summarize import BiSeq2Seq, DecoderConfig, Summarizer, beam_search, greedy
+from zhtools.summarize.train import SummTrainConfig, collate, train_summarizer
+
+
+def tiny_model(bidirectional: bool = True, copy: bool = True, seed: int = 0):
+    from transformers import BertConfig, BertModel
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(seed)
+    enc = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    cfg = DecoderConfig(layers=2, heads=2, ffn=64, max_len=24, dropout=0.0, lam=1.0, copy=copy,
+                        bidirectional=bidirectional)
+    return BiSeq2Seq(enc, cfg, tok.cls_id, tok.sep_id, tok.pad_id).eval(), tok
+
+
+def _batch(tok, texts, titles=None):  # noqa: ANN001, ANN202
+    srcs = [tok.with_specials(tok.encode(t).ids) for t in texts]
+    tgts = [tok.encode(t).ids for t in titles] if titles else None
+    return collate(srcs, tgts, tok.pad_id)
+
+
+TEXTS = ["今天天气很好，我们去公园散步。", "北京是中国的首都，也是一座历史悠久的城市。"]
+TITLES = ["天气很好", "北京是中国的首都"]
+
+
+
+
+@pytest.mark.parametrize("leak,expect_leak", [("none", False), ("gold", True)])
+def test_no_position_sees_its_target_through_the_other_direction(leak: str, expect_leak: bool) -> None:
+    """Change title token y[k]: under leak="none" the L2R prediction at position k (whose target
+    is y[k]) and the R2L prediction whose target is y[k] do not change; the naive gold-vs-gold
+    scheme does change them (the leak the scheme removes)."""
+    model, tok = tiny_model()
+    b = _batch(tok, TEXTS[:1], TITLES[1:2])
+    n = int(b["tgt_len"][0])
+    captured = {}
+    orig = model._output
+
+    def spy(h, w, src, ctx):  # noqa: ANN001, ANN202
+        out = orig(h, w, src, ctx)
+        captured["logp"] = out
+        return out
+
+    model._output = spy
+    leaked = []
+    for k in range(n):
+        model(b["src"], b["src_mask"], b["tgt"], b["tgt_len"], leak=leak)
+        base = captured["logp"].clone()
+        t2 = b["tgt"].clone()
+        t2[0, k] = tok.unk_id if int(t2[0, k]) != tok.unk_id else tok.mask_id
+        model(b["src"], b["src_mask"], t2, b["tgt_len"], leak=leak)
+        new = captured["logp"]
+        # L2R row 0 predicts y[k] at position k; R2L row 1 predicts y[k] at position n-1-k
+        d_l2r = (new[0, k] - base[0, k]).abs().max().item()
+        d_r2l = (new[1, n - 1 - k] - base[1, n - 1 - k]).abs().max().item()
+        leaked.append(max(d_l2r, d_r2l) > 1e-6)
+    if expect_leak:
+        assert any(leaked)
+    else:
+        assert not any(leaked), leaked
+
+
+def test_beam_one_equals_greedy_and_cache_equals_recompute() -> None:
+    model, tok = tiny_model()
+    b = _batch(tok, TEXTS)
+    for direction in ("l2r", "r2l"):
+        g = greedy(model, b["src"], b["src_mask"], max_len=10, direction=direction)
+        bs = beam_search(model, b["src"], b["src_mask"], beam=1, mode=direction, max_len=10, alpha=0.0)
+        assert g == bs
+    for mode in ("l2r", "bidirectional"):
+        a = beam_search(model, b["src"], b["src_mask"], beam=4, mode=mode, max_len=10, nbest=True)
+        c = beam_search(model, b["src"], b["src_mask"], beam=4, mode=mode, max_len=10, nbest=True,
+                        cache=False)
+        assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in c]
+        for x, y in zip(a, c):
+            assert all(abs(h1.score - h2.score) < 1e-4 for h1, h2 in zip(x, y))
+    # bidirectional n-best pools hold both directions
+    nb = beam_search(model, b["src"], b["src_mask"], beam=4, mode="bidirectional", max_len=10, nbest=True)
+    assert {h.direction for h in nb[0]} <= {"l2r", "r2l"}
+
+
+def test_batch_decoding_matches_single() -> None:
+    model, tok = tiny_model()
+    both = _batch(tok, TEXTS)
+    outs = beam_search(model, both["src"], both["src_mask"], beam=4, max_len=8)
+    for i, t in enumerate(TEXTS):
+        one = _batch(tok, [t])
+        assert beam_search(model, one["src"], one["src_mask"], beam=4, max_len=8)[0] == outs[i]
+
+
+def test_train_resume_and_summarize_cli(tmp_path: Path) -> None:
+    """A tiny model learns to copy the first characters; resume after a crash gives the same
+    weights; the CLI writes one summary per line and warns about truncation."""
+    from zhtools.models import save_model
+
+    tok = tiny_tokenizer()
+    model, _ = tiny_model()
+    save_model(model.encoder, tok, tmp_path / "enc")
+    import random
+
+    rng = random.Random(0)
+    chars = "今天我们去公园中国北京的一是了人在他有这个时地为子你说生年着就那和要她也得里自以"
+    rows = []
+    for _ in range(120):
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(8, 20)))
+        rows.append(f"{text[:4]}\t{text}")
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("\n".join(rows[:20]) + "\n", encoding="utf-8")
+    dcfg = DecoderConfig(layers=2, heads=2, ffn=64, max_len=16, dropout=0.0)
+    base = dict(train=str(tmp_path / "train.tsv"), dev=str(tmp_path / "dev.tsv"), encoder=str(tmp_path / "enc"),
+                src_len=32, tgt_len=8, epochs=12, batch_tokens=256, lr=3e-3, progress=False,
+                save_every=5, decoder=dcfg, dev_samples=20)
+    res = train_summarizer(SummTrainConfig(out=str(tmp_path / "a"), **base))
+    assert res["best"] > 60, res  # ROUGE-L on the copy task
+    s = Summarizer(tmp_path / "a" / "best", beam=4)
+    assert s([rows[0].split("\t")[1]])[0] == rows[0].split("\t")[0]
+
+    from safetensors.torch import load_file
+
+    from zhtools.train import loop as loop_mod
+
+    real = loop_mod.Trainer._next_for_rank
+    calls = {"n": 0}
+
+    def crash(self, stream):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return real(self, stream)
+
+    loop_mod.Trainer._next_for_rank = crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_summarizer(SummTrainConfig(out=str(tmp_path / "b"), **base))
+    finally:
+        loop_mod.Trainer._next_for_rank = real
+    train_summarizer(SummTrainConfig(out=str(tmp_path / "b"), **base), resume=True)
+    wa, wb = load_file(tmp_path / "a" / "decoder.safetensors"), load_file(tmp_path / "b" / "decoder.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+    inp = tmp_path / "in.txt"
+    inp.write_text(rows[0].split("\t")[1] + "\n\n" + "中国" * 40 + "\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "zhtools", "summarize", str(inp), "--model",
+                        str(tmp_path / "a" / "best"), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0] == rows[0].split("\t")[0] and lines[1] == "" and len(lines) == 4
+    assert "truncated" in r.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\n")
+    r = subprocess.run([sys.executable, "-m", "zhtools", "summarize", str(bad), "--model",
+                        str(tmp_path / "a" / "best"), "-q"], capture_output=True, text=True)
+    assert r.returncode == 2 and "line 1" in r.stderr
+
+
+def test_empty_and_bad_inputs() -> None:
+    model, tok = tiny_model()
+    s = Summarizer(model, tok, beam=2, max_len=6)
+    assert s([]) == []
+    out = s(["", "😀", "中国" * 100])
+    assert len(out) == 3 and all(isinstance(o, str) for o in out)
+    with pytest.raises(TypeError):
+        s("a string")
+    l2r_only, tok = tiny_model(bidirectional=False)
+    b = _batch(tok, TEXTS)
+    with pytest.raises(ValueError, match="bidirectional"):
+        beam_search(l2r_only, b["src"], b["src_mask"], beam=4, mode="bidirectional")

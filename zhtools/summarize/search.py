@@ -1,0 +1,144 @@
+"""Decoding for :class:`~zhtools.summarize.model.BiSeq2Seq`: greedy, left-to-right (or right-to-
+left) beam search and synchronous bidirectional beam search, all batched over sources with a
+key/value cache and the GNMT length penalty ``((5 + len) / 6) ** alpha``.
+
+Bidirectional beam (SB-NMT): the beam of size ``beam`` is split into ``beam // 2`` L2R and
+``beam // 2`` R2L hypotheses; hypothesis i of one half is paired with hypothesis i of the other
+(index pairing) and each attends to its partner's states at every step; top-k is taken within
+each half; finished hypotheses of both halves compete in one pool (R2L outputs reversed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from zhtools.summarize.model import BiSeq2Seq
+
+
+@dataclass
+class Hyp:
+    tokens: list[int]
+    score: float  # length-normalised log-probability
+    logp: float
+    direction: str
+
+    def text_ids(self) -> list[int]:
+        return self.tokens[::-1] if self.direction == "r2l" else list(self.tokens)
+
+
+def length_penalty(n: int, alpha: float) -> float:
+    return ((5.0 + n) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def greedy(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, max_len: int = 32,
+           direction: str = "l2r") -> list[list[int]]:
+    """Argmax decoding, one direction (the reference for beam = 1)."""
+    B = src.shape[0]
+    st = model.start_decoding(src, src_mask, 1, [0 if direction == "l2r" else 1])
+    tok = torch.full((B,), model.bos_id, dtype=torch.long, device=src.device)
+    out: list[list[int]] = [[] for _ in range(B)]
+    done = [False] * B
+    for _ in range(max_len - 1):  # the last step could only end the text (as in beam_search)
+        nxt = model.step(st, tok).argmax(-1)
+        for b in range(B):
+            if not done[b]:
+                if int(nxt[b]) == model.eos_id:
+                    done[b] = True
+                else:
+                    out[b].append(int(nxt[b]))
+        if all(done):
+            break
+        tok = nxt
+    return [o[::-1] if direction == "r2l" else o for o in out]
+
+
+@torch.no_grad()
+def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, beam: int = 4,
+                mode: str = "bidirectional", max_len: int = 32, alpha: float = 0.6,
+                cache: bool = True, nbest: bool = False) -> list[list[int]] | list[list[Hyp]]:
+    """Beam search; ``mode`` is ``l2r``, ``r2l`` or ``bidirectional`` (beam split in halves).
+
+    Returns the best token ids per source (text order), or all finished hypotheses sorted by
+    score with ``nbest=True``. ``cache=False`` recomputes every prefix (same result, slower).
+    """
+    if mode not in ("l2r", "r2l", "bidirectional"):
+        raise ValueError(f"unknown mode {mode!r} (l2r | r2l | bidirectional)")
+    if mode == "bidirectional":
+        if beam < 2 or not model.cfg.bidirectional:
+            raise ValueError("bidirectional beam search needs beam >= 2 and a bidirectional model")
+        dirs, K = [0, 1], beam // 2
+    else:
+        dirs, K = [0 if mode == "l2r" else 1], beam
+    names = ["l2r" if d == 0 else "r2l" for d in dirs]
+    H = len(dirs)
+    B = src.shape[0]
+    dev = src.device
+    st = model.start_decoding(src, src_mask, K, dirs)
+    R = H * B * K
+    scores = torch.full((H, B, K), float("-inf"), device=dev)
+    scores[:, :, 0] = 0.0
+    seqs = torch.full((R, 0), 0, dtype=torch.long, device=dev)
+    tok = torch.full((R,), model.bos_id, dtype=torch.long, device=dev)
+    prefix = tok[:, None]
+    pool: list[list[Hyp]] = [[] for _ in range(B)]
+    done = [False] * B
+    V = None
+    for t in range(max_len):
+        logp = model.step(st, tok) if cache else model.step_uncached(st, prefix)
+        V = logp.shape[-1]
+        if t == max_len - 1:  # force termination: only EOS allowed at the last step
+            forced = torch.full_like(logp, float("-inf"))
+            forced[:, model.eos_id] = logp[:, model.eos_id]
+            logp = forced
+        cand = (scores.view(H, B, K, 1) + logp.view(H, B, K, V)).view(H, B, K * V)
+        top_s, top_i = cand.topk(min(2 * K, K * V), dim=-1)  # (H, B, 2K)
+        parent, token = top_i // V, top_i % V
+        new_scores = torch.full((H, B, K), float("-inf"), device=dev)
+        new_parent = torch.zeros((H, B, K), dtype=torch.long, device=dev)
+        new_token = torch.full((H, B, K), model.pad_id, dtype=torch.long, device=dev)
+        ts, tp, tt = top_s.tolist(), parent.tolist(), token.tolist()
+        seq_list = seqs.tolist()
+        for h in range(H):
+            for b in range(B):
+                if done[b]:
+                    continue
+                k = 0
+                for rank, (s, p, w) in enumerate(zip(ts[h][b], tp[h][b], tt[h][b])):
+                    if s == float("-inf"):
+                        break
+                    if w == model.eos_id:
+                        if rank >= K:  # an ending ranked outside the beam is not a candidate
+                            continue
+                        row = (h * B + b) * K + p
+                        toks = seq_list[row]
+                        pool[b].append(Hyp(toks, s / length_penalty(len(toks) + 1, alpha), s, names[h]))
+                        continue
+                    if k < K:
+                        new_scores[h, b, k], new_parent[h, b, k], new_token[h, b, k] = s, p, w
+                        k += 1
+        # a source is finished once its pool holds `beam` hypotheses, or no live hypothesis can
+        # still beat the best finished one (scores only fall; the penalty is at most lp(max_len))
+        best_alive = new_scores.amax(dim=(0, 2)).tolist()
+        for b in range(B):
+            if done[b] or not pool[b]:
+                continue
+            best = max(h.score for h in pool[b])
+            bound = best_alive[b] / length_penalty(max_len, alpha) if alpha > 0 else best_alive[b]
+            if len(pool[b]) >= beam or bound < best or best_alive[b] == float("-inf"):
+                done[b] = True
+        if all(done):
+            break
+        rows = (torch.arange(H * B, device=dev)[:, None] * K + new_parent.view(H * B, K)).view(-1)
+        model.reorder(st, rows)
+        seqs = torch.cat([seqs.index_select(0, rows), new_token.view(-1, 1)], 1)
+        prefix = torch.cat([prefix.index_select(0, rows), new_token.view(-1, 1)], 1)
+        scores = new_scores
+        tok = new_token.view(-1)
+    out = []
+    for b in range(B):
+        hyps = sorted(pool[b], key=lambda h: -h.score)
+        out.append(hyps if nbest else (hyps[0].text_ids() if hyps else []))
+    return out
