@@ -136,8 +136,8 @@ def load_encoder(
 ) -> LoadedEncoder:
     """Load an encoder for inference.
 
-    ``head``: ``None`` (bare encoder, ``AutoModel``), ``"mlm"`` (``AutoModelForMaskedLM``) or
-    ``"cls"`` (``AutoModelForSequenceClassification``). CUDA + bf16 when a GPU exists, else
+    ``head``: ``None`` (bare encoder, ``AutoModel``), ``"mlm"`` (``AutoModelForMaskedLM``),
+    ``"cls"`` (``AutoModelForSequenceClassification``) or ``"token-cls"``. CUDA + bf16 when a GPU exists, else
     CPU + fp32. The model is in eval mode with gradients disabled.
     """
     from transformers import (
@@ -148,7 +148,10 @@ def load_encoder(
     )
 
     ref, local = _resolve(name_or_path)
-    auto = {None: AutoModel, "mlm": AutoModelForMaskedLM, "cls": AutoModelForSequenceClassification}[head]
+    from transformers import AutoModelForTokenClassification
+
+    auto = {None: AutoModel, "mlm": AutoModelForMaskedLM, "cls": AutoModelForSequenceClassification,
+            "token-cls": AutoModelForTokenClassification}[head]
     dev = pick_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32

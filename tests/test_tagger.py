@@ -1,0 +1,76 @@
+"""Self-trained fast tagger: learns boundaries from (pseudo-)labelled sentences, lossless."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from helpers import tiny_tokenizer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zhtools.segment.tagger import Tagger, TaggerConfig, train_tagger, word_start_labels
+
+WORDS = ["中国", "北京", "今天", "我们", "公园", "时候", "他", "的", "是", "有", "说"]
+
+
+def _tiny_base(tmp: Path) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from zhtools.models import save_model
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    m = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
+    save_model(m, tok, tmp / "base")
+    return tmp / "base"
+
+
+def test_labels_mark_word_starts() -> None:
+    tok = tiny_tokenizer()
+    ids, lab = word_start_labels(tok, "北京是中国", ["北京", "是", "中国"])
+    assert len(ids) == 5 and lab == [1, 0, 1, 1, 0]
+
+
+def test_tagger_learns_toy_segmentation(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    out = tmp_path / "tagger"
+    out.mkdir()
+    rows = []
+    for _ in range(300):
+        ws = [rng.choice(WORDS) for _ in range(rng.randint(3, 8))]
+        rows.append(json.dumps({"text": "".join(ws), "words": ws}, ensure_ascii=False))
+    (out / "pseudo.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cfg = TaggerConfig(corpus=[], out=str(out), base=str(_tiny_base(tmp_path)), layers=None,
+                       sentences=300, epochs=8, lr=3e-3, batch_tokens=512, progress=False)
+    res = train_tagger(cfg)
+    assert res["best"] > 0.95, res
+    t = Tagger(out / "best")
+    assert t.segment("今天我们的公园") == ["今天", "我们", "的", "公园"]
+    assert t.segment("北京是中国的，Hello 2024年") == ["北京", "是", "中国", "的", "，", "Hello", " ", "2024年"]
+    _LOSSLESS["tagger"] = t
+
+
+_LOSSLESS: dict[str, Tagger] = {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("中国北京今天我们的是 ,，。😀a1\u0301\n")) | st.characters(),
+               max_size=40))
+def test_tagger_is_lossless(text: str) -> None:
+    t = _LOSSLESS.get("tagger")
+    if t is None:  # trained in the test above (pytest runs this file in order)
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp())
+        out = tmp / "tagger"
+        out.mkdir()
+        (out / "pseudo.jsonl").write_text(json.dumps({"text": "中国北京", "words": ["中国", "北京"]},
+                                                     ensure_ascii=False) + "\n", encoding="utf-8")
+        train_tagger(TaggerConfig(corpus=[], out=str(out), base=str(_tiny_base(tmp)), layers=None,
+                                  sentences=1, epochs=1, progress=False))
+        t = _LOSSLESS["tagger"] = Tagger(out)
+    assert "".join(t.segment(text)) == text

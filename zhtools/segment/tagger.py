@@ -1,0 +1,285 @@
+"""Self-trained fast segmenter: a character tagger distilled from the perturbed-masking segmenter.
+
+The impact segmenter needs 2n-1 encoder passes per n-character sentence. The tagger needs one:
+an encoder with a token-classification head predicts, for every character, whether a word
+starts there. It is trained on **pseudo-labels** - the impact + PMI segmenter's output on raw,
+unlabelled text - so the whole pipeline stays label-free (no gold segmentation anywhere).
+Deterministic pre-split (punctuation, numbers, Latin, whitespace) is shared with
+:class:`~zhtools.segment.Segmenter`; the tagger only decides boundaries inside Hanzi runs.
+
+    python -m zhtools.segment.tagger --corpus ../shared/data/raw_zh_corpus/news_xwlb-000.txt.gz \
+        --out runs/tagger --sentences 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from zhtools.segment.segmenter import presplit
+from zhtools.text.batching import Batch, map_batched, pad, token_batches
+from zhtools.text.tokenizer import ZhTokenizer, iter_lines, split_sentences
+
+log = logging.getLogger(__name__)
+INFO = "tagger.json"
+
+
+def word_start_labels(tok: ZhTokenizer, text: str, words: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Token ids of ``text`` and a 0/1 label per token: 1 where a word starts."""
+    starts, pos = set(), 0
+    for w in words:
+        starts.add(pos)
+        pos += len(w)
+    enc = tok.encode(text)
+    return list(enc.ids), [1 if s in starts else 0 for s, _e in enc.offsets]
+
+
+def _sentences(lines: Iterable[str], max_chars: int) -> Iterator[str]:
+    for line in lines:
+        for s, e in split_sentences(line, max_chars=max_chars):
+            t = line[s:e].strip()
+            if sum(1 for ch in t if "\u4e00" <= ch <= "\u9fff") >= 4:
+                yield t
+
+
+class Tagger:
+    """A trained tagger folder: ``Tagger(DIR).segment_many(texts)``; lossless, picklable."""
+
+    def __init__(self, path: str | os.PathLike, device: str | None = None, threshold: float = 0.5,
+                 budget: int = 8192) -> None:
+        self.path = str(path)
+        self.device = device
+        self.threshold = threshold
+        self.budget = budget
+        self._loaded = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_loaded": None}
+
+    def _load(self):  # noqa: ANN202
+        if self._loaded is None:
+            from zhtools.models import load_encoder
+
+            enc = load_encoder(self.path, head="token-cls", device=self.device)
+            self._loaded = enc
+        return self._loaded
+
+    def start_probs(self, texts: Sequence[str]) -> list[list[tuple[int, float]]]:
+        """Per text: (char offset, P(word starts here)) for every token."""
+        enc = self._load()
+        tok, model = enc.tokenizer, enc.model
+        window = enc.max_tokens - 2
+        items = []  # (text index, piece start, ids, offsets)
+        for i, t in enumerate(texts):
+            for s, e in split_sentences(t, max_chars=window):
+                e_ = tok.encode(t[s:e])
+                for k in range(0, max(1, len(e_.ids)), window):
+                    ids = e_.ids[k : k + window]
+                    if ids:
+                        items.append((i, s, tok.with_specials(ids), e_.offsets[k : k + window]))
+
+        def run(b: Batch) -> list[list[float]]:
+            x, m = pad([it[2] for it in b.items], tok.pad_id)
+            with torch.no_grad():
+                logits = model(input_ids=x.to(enc.device), attention_mask=m.to(enc.device)).logits
+            p = logits.float().softmax(-1)[..., 1].cpu()
+            return [p[r, 1 : 1 + len(it[3])].tolist() for r, it in enumerate(b.items)]
+
+        out: list[list[tuple[int, float]]] = [[] for _ in texts]
+        probs = map_batched(run, items, lambda it: len(it[2]), self.budget)
+        for (i, s, _ids, offs), ps in zip(items, probs):
+            out[i].extend((s + o[0], p) for o, p in zip(offs, ps))
+        return out
+
+    def segment_many(self, texts: Iterable[str]) -> list[list[str]]:
+        texts = list(texts)
+        probs = self.start_probs(texts)
+        res = []
+        for t, pr in zip(texts, probs):
+            start_p = dict(pr)
+            words: list[str] = []
+            for s, e, kind in presplit(t):
+                if kind != "han":
+                    words.append(t[s:e])
+                    continue
+                cut = s
+                for k in range(s + 1, e):
+                    if start_p.get(k, 1.0) >= self.threshold:
+                        words.append(t[cut:k])
+                        cut = k
+                words.append(t[cut:e])
+            res.append(words)
+        return res
+
+    def segment(self, text: str) -> list[str]:
+        return self.segment_many([text])[0]
+
+    def cut(self, text: str) -> Iterator[str]:
+        yield from self.segment(text)
+
+
+@dataclass
+class TaggerConfig:
+    corpus: list[str]
+    out: str
+    teacher: str | None = None  # encoder for the impact segmenter (default shipped)
+    base: str | None = None  # encoder to fine-tune as the tagger (default = teacher's)
+    layers: int | None = 2  # keep the first N layers (speed); None = all
+    sentences: int = 8000
+    max_chars: int = 64
+    epochs: float = 3.0
+    lr: float = 2e-4
+    batch_tokens: int = 4096
+    seed: int = 0
+    progress: bool = True
+    bf16: bool = False
+
+
+def pseudo_labels(cfg: TaggerConfig) -> list[tuple[str, list[str]]]:
+    """Segment ``cfg.sentences`` raw sentences with the impact + PMI segmenter (cached)."""
+    from zhtools.segment import Segmenter
+
+    cache = Path(cfg.out) / "pseudo.jsonl"
+    if cache.exists():
+        rows = [json.loads(x) for x in cache.read_text(encoding="utf-8").splitlines()]
+        if len(rows) >= cfg.sentences:
+            return [(r["text"], r["words"]) for r in rows[: cfg.sentences]]
+    rng = random.Random(cfg.seed)
+    sents = []
+    for s in _sentences(iter_lines(cfg.corpus), cfg.max_chars):
+        if rng.random() < 0.2:  # thin out consecutive lines for variety
+            sents.append(s)
+        if len(sents) >= cfg.sentences:
+            break
+    seg = Segmenter(cfg.teacher)
+    out = []
+    it: Any = range(0, len(sents), 256)
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="pseudo-labels", unit="x256")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache, "w", encoding="utf-8") as f:
+        for k in it:
+            chunk = sents[k : k + 256]
+            for t, w in zip(chunk, seg.segment_many(chunk)):
+                out.append((t, w))
+                f.write(json.dumps({"text": t, "words": w}, ensure_ascii=False) + "\n")
+    return out
+
+
+def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
+    from transformers import AutoModelForTokenClassification
+
+    from zhtools.models import save_model
+    from zhtools.models.loader import _from_pretrained, _resolve, quiet_hf
+    from zhtools.train.loop import TrainConfig, Trainer
+
+    data = pseudo_labels(cfg)
+    ref, local = _resolve(cfg.base or cfg.teacher)
+    kw: dict[str, Any] = {"num_labels": 2, "id2label": {0: "I", 1: "B"}, "label2id": {"I": 0, "B": 1}}
+    if cfg.layers:
+        kw["num_hidden_layers"] = cfg.layers
+    with quiet_hf():
+        from transformers import AutoTokenizer
+
+        tok = ZhTokenizer(_from_pretrained(AutoTokenizer, ref, local, use_fast=True))
+        model = _from_pretrained(AutoModelForTokenClassification, ref, local, dtype=torch.float32,
+                                 use_safetensors=True, **kw)
+    model.requires_grad_(True)
+    window = getattr(model.config, "max_position_embeddings", 512) - 2
+    ex = []
+    for t, w in data:
+        ids, lab = word_start_labels(tok, t, w)
+        ex.append((tok.with_specials(ids[:window]), [-100] + lab[:window] + [-100]))
+    rng = random.Random(cfg.seed)
+    rng.shuffle(ex)
+    n_dev = max(1, len(ex) // 20)
+    dev, train = ex[:n_dev], ex[n_dev:]
+
+    def plan(epoch: int) -> list[list[int]]:
+        order = list(range(len(train)))
+        random.Random(cfg.seed * 31 + epoch).shuffle(order)
+        return [b.items for b in token_batches(order, lambda k: len(train[k][0]), cfg.batch_tokens,
+                                               pool=2048, shuffle=True, seed=epoch)]
+
+    per_epoch = len(plan(0))
+
+    def collate(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        x, m = pad([r[0] for r in rows], tok.pad_id)
+        y, _ = pad([r[1] for r in rows], -100)
+        return {"x": x, "m": m, "y": y}
+
+    def batches(start: int) -> Iterator[dict[str, torch.Tensor]]:
+        epoch, skip = divmod(start, per_epoch)
+        while True:
+            for g in plan(epoch)[skip:]:
+                yield collate([train[k] for k in g])
+            epoch, skip = epoch + 1, 0
+
+    def loss_fn(m, b):  # noqa: ANN001, ANN202
+        dev_ = next(m.parameters()).device
+        logits = m(input_ids=b["x"].to(dev_), attention_mask=b["m"].to(dev_)).logits
+        y = b["y"].to(dev_)
+        loss = F.cross_entropy(logits.float().view(-1, 2), y.view(-1), ignore_index=-100)
+        return loss, {}
+
+    def eval_fn(m) -> dict[str, float]:  # noqa: ANN001
+        """Agreement with the teacher's boundaries on held-out pseudo-labelled sentences."""
+        b = collate(dev)
+        dev_ = next(m.parameters()).device
+        pred = m(input_ids=b["x"].to(dev_), attention_mask=b["m"].to(dev_)).logits.argmax(-1).cpu()
+        ok = b["y"] != -100
+        return {"agreement": float((pred[ok] == b["y"][ok]).float().mean())}
+
+    info = {"teacher": cfg.teacher or "shipped default", "config": asdict(cfg),
+            "train_sentences": len(train), "labels": "1 = a word starts at this token"}
+
+    def export_fn(m, out: Path) -> None:  # noqa: ANN001
+        save_model(m, tok, out)
+        (Path(out) / INFO).write_text(json.dumps(info, ensure_ascii=False, indent=1))
+
+    tcfg = TrainConfig(out=cfg.out, steps=max(1, round(cfg.epochs * per_epoch)), lr=cfg.lr,
+                       eval_every=per_epoch, save_every=max(20, per_epoch // 4), seed=cfg.seed,
+                       bf16=cfg.bf16, progress=cfg.progress, best_metric="agreement")
+    trainer = Trainer(model, tcfg, loss_fn, batches, eval_fn=eval_fn, export_fn=export_fn)
+    res = trainer.fit(resume=resume)
+    res["best"] = trainer.best
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", nargs="+", required=True, help="raw text files (.txt/.gz) or folders")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--teacher", default=None, help="encoder for the impact segmenter (default shipped)")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--sentences", type=int, default=8000)
+    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("-q", "--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from zhtools.train.pretrain import corpus_files
+
+    cfg = TaggerConfig(corpus=[str(p) for p in corpus_files(a.corpus)], out=a.out, teacher=a.teacher,
+                       layers=a.layers, sentences=a.sentences, epochs=a.epochs, lr=a.lr, progress=not a.quiet)
+    print(json.dumps(train_tagger(cfg, resume=a.resume), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
