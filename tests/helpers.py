@@ -77,3 +77,17 @@ def oracle_matrix(enc, units, layer: int = -1) -> np.ndarray:
         v = h[:, toks[i], :].mean(1)
         F[i] = torch.linalg.vector_norm(v - v[i], dim=-1).numpy()
     return F
+
+
+def tiny_bert_folder(out: Path, layers: int = 2, hidden: int = 32) -> Path:
+    """Save a random tiny ``BertModel`` + the tiny tokenizer as a plain HF folder at ``out``."""
+    from transformers import BertConfig, BertModel
+
+    from zhtools.models import save_model
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    m = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                             num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64))
+    save_model(m, tok, out)
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_tokenizer
+from helpers import tiny_bert_folder, tiny_tokenizer
 
 from zhtools.distill import (
     Classifier,
@@ -222,15 +222,7 @@ def test_distill_trains_only_successor_and_resume_is_exact(tmp_path: Path, monke
 
 # ----------------------------------------------------------------------- fine-tuning
 def test_finetune_learns_toy_task_and_classifier_cli(tmp_path: Path) -> None:
-    from zhtools.models import save_model
-
-    tok = tiny_tokenizer()
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    enc = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                               num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
-    save_model(enc, tok, tmp_path / "enc")
+    tiny_bert_folder(tmp_path / "enc")
     train = toy_tsv(tmp_path / "train.tsv", 400, 1)
     dev = toy_tsv(tmp_path / "dev.tsv", 100, 2)
     res = finetune(FinetuneConfig(model=str(tmp_path / "enc"), train=str(train), dev=str(dev),

@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from helpers import tiny_tokenizer
+from helpers import tiny_bert_folder, tiny_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,17 +16,7 @@ WORDS = ["中国", "北京", "今天", "我们", "公园", "时候", "他", "的
 
 
 def _tiny_base(tmp: Path) -> Path:
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from zhtools.models import save_model
-
-    tok = tiny_tokenizer()
-    torch.manual_seed(0)
-    m = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
-    save_model(m, tok, tmp / "base")
-    return tmp / "base"
+    return tiny_bert_folder(tmp / "base")
 
 
 def test_labels_mark_word_starts() -> None:

@@ -59,16 +59,21 @@ def _cpu_bf16() -> bool:
     return "AVX512" in cap or "AMX" in cap
 
 
-def _run_pretrain(args) -> int:
+def _threads_bf16(args) -> bool:
+    """Apply ``--threads``; resolve ``--bf16 auto|on|off`` (auto = CUDA or a bf16-capable CPU)."""
     import torch
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    bf16 = {"on": True, "off": False}.get(args.bf16)
+    return bf16 if bf16 is not None else (torch.cuda.is_available() or _cpu_bf16())
+
+
+def _run_pretrain(args) -> int:
 
     from zhtools.train.pretrain import PretrainConfig, corpus_files, pretrain
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    bf16 = {"on": True, "off": False}.get(args.bf16)
-    if bf16 is None:
-        bf16 = torch.cuda.is_available() or _cpu_bf16()
+    bf16 = _threads_bf16(args)
     cfg = PretrainConfig(
         corpus=corpus_files(args.corpus), out=args.out, layers=args.layers, hidden=args.hidden,
         heads=args.heads, max_len=args.max_len, steps=args.steps, batch_tokens=args.batch_tokens,
@@ -295,13 +300,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train_common(args) -> dict:
-    import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    bf16 = {"on": True, "off": False}.get(args.bf16)
-    if bf16 is None:
-        bf16 = torch.cuda.is_available() or _cpu_bf16()
+    bf16 = _threads_bf16(args)
     return dict(train=args.train, dev=args.dev, out=args.out, max_len=args.max_len,
                 epochs=args.epochs, batch_tokens=args.batch_tokens, lr=args.lr,
                 lookahead=args.lookahead, lazy_embeddings=args.lazy_embeddings,
@@ -482,15 +482,9 @@ def _summarize_train(sub) -> None:
 def _run_summarize_train(args) -> int:
     import json
 
-    import torch
-
     from zhtools.summarize import DecoderConfig, SummTrainConfig, train_summarizer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    bf16 = {"on": True, "off": False}.get(args.bf16)
-    if bf16 is None:
-        bf16 = torch.cuda.is_available() or _cpu_bf16()
+    bf16 = _threads_bf16(args)
     cfg = SummTrainConfig(
         train=args.train, dev=args.dev, out=args.out, encoder=args.encoder, src_len=args.src_len,
         tgt_len=args.tgt_len, epochs=args.epochs, batch_tokens=args.batch_tokens, lr=args.lr,

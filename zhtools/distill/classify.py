@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from zhtools.text.batching import Batch, map_batched, pad, token_batches
+from zhtools.text.batching import Batch, epoch_stream, map_batched, pad
 from zhtools.text.tokenizer import ZhTokenizer
 from zhtools.train.losses import label_log_priors, logit_adjusted_cross_entropy, posthoc_adjust
 
@@ -85,28 +84,13 @@ def encode_texts(tok: ZhTokenizer, texts: Sequence[str], max_len: int) -> list[l
 def train_batches(
     ids: list[list[int]], y: list[int], budget: int, seed: int, max_items: int = 256
 ) -> Callable[[int], Iterator[dict[str, torch.Tensor]]]:
-    """Infinite deterministic stream of training micro-batches (new shuffle every epoch) for
-    :class:`zhtools.train.loop.Trainer`; ``batches(start)`` begins at global index ``start``."""
+    """Endless deterministic stream of padded training batches (see :func:`epoch_stream`)."""
 
-    def epoch_plan(epoch: int) -> list[list[int]]:
-        order = list(range(len(ids)))
-        random.Random(seed * 1000003 + epoch).shuffle(order)
-        groups = token_batches(order, lambda k: len(ids[k]), budget, pool=2048, max_items=max_items,
-                               shuffle=True, seed=seed + epoch)
-        return [b.items for b in groups]
+    def collate(g: list[int]) -> dict[str, torch.Tensor]:
+        x, m = pad([ids[k] for k in g])
+        return {"input_ids": x, "attention_mask": m, "labels": torch.tensor([y[k] for k in g])}
 
-    n_per_epoch = len(epoch_plan(0))
-
-    def batches(start: int) -> Iterator[dict[str, torch.Tensor]]:
-        epoch, skip = divmod(start, n_per_epoch)
-        while True:
-            for g in epoch_plan(epoch)[skip:]:
-                x, m = pad([ids[k] for k in g])
-                yield {"input_ids": x, "attention_mask": m, "labels": torch.tensor([y[k] for k in g])}
-            epoch, skip = epoch + 1, 0
-
-    batches.per_epoch = n_per_epoch  # type: ignore[attr-defined]
-    return batches
+    return epoch_stream([len(x) for x in ids], budget, collate, seed=seed, max_items=max_items)
 
 
 # ------------------------------------------------------------------------------- prediction

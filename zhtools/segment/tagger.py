@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from zhtools.segment.segmenter import presplit
-from zhtools.text.batching import Batch, map_batched, pad, token_batches
+from zhtools.text.batching import Batch, epoch_stream, map_batched, pad
 from zhtools.text.tokenizer import ZhTokenizer, iter_lines, split_sentences
 
 log = logging.getLogger(__name__)
@@ -207,25 +207,14 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
     n_dev = max(1, len(ex) // 20)
     dev, train = ex[:n_dev], ex[n_dev:]
 
-    def plan(epoch: int) -> list[list[int]]:
-        order = list(range(len(train)))
-        random.Random(cfg.seed * 31 + epoch).shuffle(order)
-        return [b.items for b in token_batches(order, lambda k: len(train[k][0]), cfg.batch_tokens,
-                                               pool=2048, shuffle=True, seed=epoch)]
-
-    per_epoch = len(plan(0))
-
     def collate(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
         x, m = pad([r[0] for r in rows], tok.pad_id)
         y, _ = pad([r[1] for r in rows], -100)
         return {"x": x, "m": m, "y": y}
 
-    def batches(start: int) -> Iterator[dict[str, torch.Tensor]]:
-        epoch, skip = divmod(start, per_epoch)
-        while True:
-            for g in plan(epoch)[skip:]:
-                yield collate([train[k] for k in g])
-            epoch, skip = epoch + 1, 0
+    batches = epoch_stream([len(r[0]) for r in train], cfg.batch_tokens,
+                           lambda g: collate([train[k] for k in g]), seed=cfg.seed)
+    per_epoch = batches.per_epoch
 
     def loss_fn(m, b):  # noqa: ANN001, ANN202
         dev_ = next(m.parameters()).device

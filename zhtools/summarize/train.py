@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 
 from zhtools.summarize.model import BiSeq2Seq, DecoderConfig
 from zhtools.summarize.search import beam_search
-from zhtools.text.batching import Batch, map_batched, pad, token_batches
+from zhtools.text.batching import Batch, epoch_stream, map_batched, pad
 from zhtools.text.tokenizer import ZhTokenizer
 
 log = logging.getLogger(__name__)
@@ -176,20 +175,10 @@ def train_summarizer(cfg: SummTrainConfig, resume: bool = False) -> dict[str, An
     srcs, tgts = encode_pairs(tok, tr, cfg.src_len, cfg.tgt_len)
     dsrcs, _ = encode_pairs(tok, dv, cfg.src_len, cfg.tgt_len)
 
-    def plan(epoch: int) -> list[list[int]]:
-        order = list(range(len(srcs)))
-        random.Random(cfg.seed * 7919 + epoch).shuffle(order)
-        return [b.items for b in token_batches(order, lambda k: len(srcs[k]), cfg.batch_tokens,
-                                               pool=2048, shuffle=True, seed=cfg.seed + epoch)]
-
-    per_epoch = len(plan(0))
-
-    def batches(start: int) -> Iterator[dict[str, torch.Tensor]]:
-        epoch, skip = divmod(start, per_epoch)
-        while True:
-            for g in plan(epoch)[skip:]:
-                yield collate([srcs[k] for k in g], [tgts[k] for k in g], tok.pad_id)
-            epoch, skip = epoch + 1, 0
+    batches = epoch_stream([len(x) for x in srcs], cfg.batch_tokens,
+                           lambda g: collate([srcs[k] for k in g], [tgts[k] for k in g], tok.pad_id),
+                           seed=cfg.seed)
+    per_epoch = batches.per_epoch
 
     def loss_fn(m: BiSeq2Seq, b: dict[str, torch.Tensor]):
         dev = next(m.parameters()).device

@@ -178,3 +178,35 @@ def pad(
             ids[k, : len(s)] = t
             mask[k, : len(s)] = 1
     return ids, mask
+
+
+def epoch_stream(
+    lengths: Sequence[int], budget: int, collate: Callable[[list[int]], Any], *, seed: int = 0,
+    pool: int = 2048, max_items: int | None = None,
+) -> Callable[[int], Iterator[Any]]:
+    """Training data for :class:`zhtools.train.loop.Trainer`: an endless, deterministic stream of
+    token-budget batches over example indices ``0..len(lengths)-1``, reshuffled every epoch.
+
+    ``stream(start)`` begins at global batch index ``start`` (exact resume); each batch is
+    ``collate(list_of_indices)``; ``stream.per_epoch`` is the number of batches in an epoch.
+    """
+
+    def plan(epoch: int) -> list[list[int]]:
+        order = list(range(len(lengths)))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        return [b.items for b in token_batches(order, lambda k: lengths[k], budget, pool=pool,
+                                               max_items=max_items, shuffle=True, seed=seed + epoch)]
+
+    per_epoch = len(plan(0))
+    if not per_epoch:
+        raise ValueError("no training examples")
+
+    def stream(start: int) -> Iterator[Any]:
+        epoch, skip = divmod(start, per_epoch)
+        while True:
+            for g in plan(epoch)[skip:]:
+                yield collate(g)
+            epoch, skip = epoch + 1, 0
+
+    stream.per_epoch = per_epoch  # type: ignore[attr-defined]
+    return stream

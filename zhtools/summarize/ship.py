@@ -1,0 +1,72 @@
+"""Ship a trained summarizer: fp16 weights + MODEL_CARD.md in ``data/models/``.
+
+    python -m zhtools.summarize.ship runs/summ/bi data/models/zhtools-summarizer-csl \
+        --bench benchmarks/results/summarize_csl.json --command "zhtools summarize train ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from zhtools.summarize.model import BiSeq2Seq
+
+
+def ship(run: Path, dest: Path, bench: Path | None, command: str) -> None:
+    best = run / "best" if (run / "best" / "summarizer.json").exists() else run
+    model, tok, meta = BiSeq2Seq.load(best)
+    model = model.half()
+    info = {k: v for k, v in meta.items() if k not in ("decoder", "bos_id", "eos_id", "pad_id")}
+    model.save(dest, tok, info)
+    n_params = sum(p.numel() for p in model.parameters())
+    size = sum(f.stat().st_size for f in dest.rglob("*.safetensors"))
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "eval" in r]
+    steps = max((r["step"] for r in log), default=0)
+    train_s = max((r.get("elapsed_s", 0) for r in log), default=0)
+    lines = [
+        f"# {dest.name}", "",
+        "Bidirectional seq2seq title generator (zhtools.summarize): the shipped zhtools-char-small",
+        "encoder + a Transformer decoder shared by a left-to-right and a right-to-left direction",
+        "(synchronous bidirectional attention in the top layer, leak-free training masks, copy gate).",
+        "",
+        f"- parameters: {n_params / 1e6:.2f}M, weights fp16, {size / 2**20:.1f} MiB (safetensors)",
+        f"- decoder: {json.dumps(meta['decoder'])}",
+        f"- data: CLGE CSL `train.tsv` ({meta.get('train_pairs', '?')} title/abstract pairs, research use); "
+        "best epoch chosen on the first 300 pairs of `val.tsv` (greedy L2R ROUGE-L)",
+        f"- source window {meta.get('src_len')} tokens (longer abstracts are truncated), titles up to "
+        f"{meta.get('tgt_len')} tokens",
+        f"- training: {steps} optimizer steps, {train_s / 60:.0f} min of the last run segment on a 2-core CPU "
+        "(no GPU), bf16 autocast, one thread while other jobs shared the machine",
+        f"- dev ROUGE per epoch: {json.dumps([{'step': r['step'], **{k: round(v, 2) for k, v in r['eval'].items()}} for r in evals])}",
+        "", "## Command", "", "```", command, "```", "",
+    ]
+    if bench and bench.exists():
+        b = json.loads(bench.read_text())
+        lines += ["## Test scores (benchmarks/results/" + bench.name + ")", "",
+                  f"CSL test, {b['n']} pairs ({b['dropped_duplicates']} abstracts also in train dropped), "
+                  f"beam {b['config']['beam']}, character-level ROUGE / BLEU x100:", "",
+                  "| model/mode | R-1 | R-2 | R-L | BLEU | ms/text |", "|---|---|---|---|---|---|"]
+        for k, r in b["results"].items():
+            lines.append(f"| {k} | {r['rouge1']:.2f} | {r['rouge2']:.2f} | {r['rougeL']:.2f} | "
+                         f"{r['bleu']:.2f} | {r['ms_per_text']:.1f} |")
+        lines.append("")
+    (dest / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("dest", type=Path)
+    ap.add_argument("--bench", type=Path, default=None)
+    ap.add_argument("--command", default="")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    ship(a.run, a.dest, a.bench, a.command)
+
+
+if __name__ == "__main__":
+    main()
