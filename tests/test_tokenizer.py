@@ -42,7 +42,7 @@ def test_offsets_lossless_arbitrary_unicode(text: str) -> None:
 
 
 def test_offsets_edge_cases() -> None:
-    for text in ["", "   ", "\x00", "😀🎉", "a\x00b  \t中\U00020000文e\u0301x", "ＡＢＣ１２３…", SAMPLE_TEXT]:
+    for text in ["", "   ", "\x00", "a\ud800中\udfff", "😀🎉", "a\x00b  \t中\U00020000文e\u0301x", "ＡＢＣ１２３…", SAMPLE_TEXT]:
         _check_lossless(text)
 
 

@@ -122,7 +122,7 @@ class ZhTokenizer:
         if not texts:
             return []
         enc = self.hf(
-            list(texts),
+            [_no_surrogates(t) for t in texts],
             add_special_tokens=False,
             return_offsets_mapping=True,
             return_attention_mask=False,
@@ -152,6 +152,15 @@ class ZhTokenizer:
             else:
                 out.append(t)
         return "".join(out)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogates(text: str) -> str:
+    """Lone surrogates (possible in Python str, never in decoded UTF-8) -> U+FFFD, one code
+    point for one, so character offsets stay valid and the original text is what callers see."""
+    return text if text.isascii() or not _SURROGATE.search(text) else _SURROGATE.sub("\ufffd", text)
 
 
 def _is_latin_word(s: str) -> bool:
