@@ -42,6 +42,16 @@ def test_tagger_learns_toy_segmentation(tmp_path: Path) -> None:
     assert t.segment("今天我们的公园") == ["今天", "我们", "的", "公园"]
     assert t.segment("北京是中国的，Hello 2024年") == ["北京", "是", "中国", "的", "，", "Hello", " ", "2024年"]
     _LOSSLESS["tagger"] = t
+    # CLI: N lines in -> N lines out, empty lines stay empty
+    import subprocess
+    import sys
+
+    inp = tmp_path / "in.txt"
+    inp.write_text("今天我们的公园\n\n北京是中国的\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "zhtools", "segment", str(inp), "--tagger", str(out / "best"),
+                        "--sep", "/", "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n") == ["今天/我们/的/公园", "", "北京/是/中国/的", ""]
 
 
 _LOSSLESS: dict[str, Tagger] = {}

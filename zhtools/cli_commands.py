@@ -190,21 +190,24 @@ def _segment(sub) -> None:
     p = _sub(sub, "segment", "segment Chinese text into words (one output line per input line)",
              "  echo '北京是中国的首都。' | zhtools segment\n"
              "  zhtools segment news.txt -o news.seg --sep ' / '\n"
-             "  zhtools segment news.txt --model path/to/bert-base-chinese --rule dp\n")
+             "  zhtools segment news.txt --model path/to/bert-base-chinese --rule dp\n"
+             "  zhtools segment news.txt --tagger runs/tagger/best   # fast self-trained tagger\n")
     p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
     p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
     p.add_argument("--sep", default=" ", help="word separator")
     p.add_argument("--model", default=None, help="HF model name or folder (default: shipped)")
     p.add_argument("--rule", default="otsu", choices=["otsu", "dp", "threshold", "chars"],
                    help="boundary rule (see zhtools.segment docs)")
+    p.add_argument("--tagger", default=None, metavar="DIR",
+                   help="use a self-trained fast tagger folder instead (one encoder pass per line)")
     p.set_defaults(func=_run_segment)
 
 
 def _run_segment(args) -> int:
-
     from zhtools.segment import Segmenter
+    from zhtools.segment.tagger import Tagger
 
-    seg = Segmenter(args.model, rule=args.rule)
+    seg = Tagger(args.tagger) if args.tagger else Segmenter(args.model, rule=args.rule)
     return run_line_job(args, per_line(lambda texts: [args.sep.join(w) for w in seg.segment_many(texts)]))
 
 
