@@ -4,7 +4,8 @@ Scores character-level ROUGE-1/2/L F and BLEU (bert4keras convention: characters
 spaces, averaged per sample; `zhtools eval summ`) on the CLGE CSL test split after dropping the
 test abstracts that also occur in the training file, and the decode latency of each mode at
 equal beam (ratio to l2r). Extra models (e.g. a naive gold-vs-gold bidirectional model or a
-plain L2R baseline) are decoded in the same run with --compare NAME=DIR.
+plain L2R baseline) are decoded in the same run with --compare NAME=DIR (l2r, and bidirectional
+when the model has both directions).
 
     python benchmarks/bench_summarize.py --model runs/summ/bi/best \
         --compare naive-gold=runs/summ/gold/best --compare l2r-only=runs/summ/l2r/best
@@ -32,6 +33,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.6)
     ap.add_argument("--max-len", type=int, default=32)
     ap.add_argument("--limit", type=int, default=None, help="first N test pairs only")
+    ap.add_argument("--no-repeat-ngram", type=int, default=None, help="default: the model's setting")
+    ap.add_argument("--split", default="test", choices=["test", "val"],
+                    help="val = tune decoding settings on the dev split")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--name", default="summarize_csl")
     args = ap.parse_args()
@@ -43,7 +47,7 @@ def main() -> None:
 
     data = require(SHARED / "summ_csl_clge")
     train_texts = {t for t, _ in read_pairs(data / "train.tsv")}
-    test_all = read_pairs(data / "test.tsv")
+    test_all = read_pairs(data / f"{args.split}.tsv")
     test = [p for p in test_all if p[0] not in train_texts]
     dropped = len(test_all) - len(test)
     if args.limit:
@@ -54,7 +58,7 @@ def main() -> None:
     for spec in args.compare:
         name, _, path = spec.partition("=")
         meta = json.loads((Path(path) / "summarizer.json").read_text())
-        modes = ["bidirectional"] if meta["decoder"]["bidirectional"] else ["l2r"]
+        modes = ["l2r", "bidirectional"] if meta["decoder"]["bidirectional"] else ["l2r"]
         runs += [(name, path, m) for m in modes]
     rows, results, samples = [], {}, {}
     loaded: dict[str, Summarizer] = {}
@@ -63,7 +67,9 @@ def main() -> None:
             loaded[path] = Summarizer(path)
         base = loaded[path]
         s = Summarizer(base.model, base.tokenizer, beam=args.beam, mode=mode, max_len=args.max_len,
-                       alpha=args.alpha, src_len=base.src_len)
+                       alpha=args.alpha, src_len=base.src_len,
+                       no_repeat_ngram=args.no_repeat_ngram if args.no_repeat_ngram is not None
+                       else base.no_repeat_ngram)
         s(texts[:8])  # warm-up
         t0 = time.perf_counter()
         import warnings
@@ -87,8 +93,8 @@ def main() -> None:
         "bidirectional_minus_l2r_rougeL": results["zhtools/bidirectional"]["rougeL"] - results["zhtools/l2r"]["rougeL"],
         "bidirectional_latency_ratio": results["zhtools/bidirectional"]["ms_per_text"] / base_ms,
     }
-    note = (f"CSL (CLGE) test: {len(test)} pairs ({dropped} test abstracts that also occur in train.tsv "
-            f"dropped); beam {args.beam}, length penalty alpha {args.alpha}, max {args.max_len} tokens; "
+    note = (f"CSL (CLGE) {args.split}: {len(test)} pairs ({dropped} test abstracts that also occur in train.tsv "
+            f"dropped); no_repeat_ngram {s.no_repeat_ngram}; beam {args.beam}, length penalty alpha {args.alpha}, max {args.max_len} tokens; "
             f"character-level ROUGE F x100 / BLEU x100 (bert4keras convention). "
             f"Summary: {json.dumps(summary)}. Samples (gold first): "
             + json.dumps({"gold": golds[:5], **samples}, ensure_ascii=False))

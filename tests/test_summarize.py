@@ -179,3 +179,20 @@ def test_empty_and_bad_inputs() -> None:
     b = _batch(tok, TEXTS)
     with pytest.raises(ValueError, match="bidirectional"):
         beam_search(l2r_only, b["src"], b["src_mask"], beam=4, mode="bidirectional")
+
+
+def test_no_repeat_ngram_blocking() -> None:
+    from zhtools.summarize.search import block_repeats
+
+    logp = torch.zeros(2, 10)
+    block_repeats(logp, [[1, 2, 3, 1, 2], [4, 4]], 3)  # row 0: "1 2" seen before "3" -> ban 3
+    assert logp[0, 3] == float("-inf") and torch.isfinite(logp[0, :3]).all()
+    assert torch.isfinite(logp[1]).all()  # row 1: no earlier "4 4 x" trigram
+    logp = torch.zeros(1, 10)
+    block_repeats(logp, [[4, 4]], 2)  # bigram "4 4" exists -> after 4, ban 4
+    assert logp[0, 4] == float("-inf")
+    model, tok = tiny_model()
+    b = _batch(tok, TEXTS)
+    for out in beam_search(model, b["src"], b["src_mask"], beam=4, max_len=12, no_repeat_ngram=2):
+        grams = list(zip(out, out[1:]))
+        assert len(grams) == len(set(grams))

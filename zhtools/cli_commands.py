@@ -426,6 +426,8 @@ def _summarize(sub) -> None:
     p.add_argument("--mode", choices=["bidirectional", "l2r", "r2l"], default="bidirectional")
     p.add_argument("--max-len", type=int, default=32, help="maximum summary tokens")
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent")
+    p.add_argument("--no-repeat-ngram", type=int, default=None,
+                   help="forbid repeating any n-gram in a summary (default: the model's setting)")
     p.set_defaults(func=_run_summarize)
 
 
@@ -437,7 +439,8 @@ def _run_summarize(args) -> int:
     from zhtools.summarize import Summarizer
 
     try:
-        s = Summarizer(args.model, beam=args.beam, mode=args.mode, max_len=args.max_len, alpha=args.alpha)
+        s = Summarizer(args.model, beam=args.beam, mode=args.mode, max_len=args.max_len, alpha=args.alpha,
+                       no_repeat_ngram=args.no_repeat_ngram)
     except (ModelNotFoundError, ValueError) as e:
         print(f"zhtools summarize: {e}", file=sys.stderr)
         return 2

@@ -32,9 +32,23 @@ def length_penalty(n: int, alpha: float) -> float:
     return ((5.0 + n) / 6.0) ** alpha
 
 
+def block_repeats(logp: torch.Tensor, seqs: list[list[int]], n: int) -> None:
+    """In place: forbid, per row, every token that would repeat an n-gram already in the row's
+    sequence (n-gram blocking; the check is symmetric, so it serves R2L rows unchanged)."""
+    if n <= 0:
+        return
+    for r, s in enumerate(seqs):
+        if len(s) < n - 1:
+            continue
+        tail = tuple(s[len(s) - n + 1 :]) if n > 1 else ()
+        banned = {s[i + n - 1] for i in range(len(s) - n + 1) if tuple(s[i : i + n - 1]) == tail}
+        if banned:
+            logp[r, list(banned)] = float("-inf")
+
+
 @torch.no_grad()
 def greedy(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, max_len: int = 32,
-           direction: str = "l2r") -> list[list[int]]:
+           direction: str = "l2r", no_repeat_ngram: int = 0) -> list[list[int]]:
     """Argmax decoding, one direction (the reference for beam = 1)."""
     B = src.shape[0]
     st = model.start_decoding(src, src_mask, 1, [0 if direction == "l2r" else 1])
@@ -42,7 +56,9 @@ def greedy(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, max_len:
     out: list[list[int]] = [[] for _ in range(B)]
     done = [False] * B
     for _ in range(max_len - 1):  # the last step could only end the text (as in beam_search)
-        nxt = model.step(st, tok).argmax(-1)
+        logp = model.step(st, tok)
+        block_repeats(logp, out, no_repeat_ngram)
+        nxt = logp.argmax(-1)
         for b in range(B):
             if not done[b]:
                 if int(nxt[b]) == model.eos_id:
@@ -58,11 +74,13 @@ def greedy(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, max_len:
 @torch.no_grad()
 def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, beam: int = 4,
                 mode: str = "bidirectional", max_len: int = 32, alpha: float = 0.6,
-                cache: bool = True, nbest: bool = False) -> list[list[int]] | list[list[Hyp]]:
+                cache: bool = True, nbest: bool = False, no_repeat_ngram: int = 0
+                ) -> list[list[int]] | list[list[Hyp]]:
     """Beam search; ``mode`` is ``l2r``, ``r2l`` or ``bidirectional`` (beam split in halves).
 
     Returns the best token ids per source (text order), or all finished hypotheses sorted by
     score with ``nbest=True``. ``cache=False`` recomputes every prefix (same result, slower).
+    ``no_repeat_ngram=n`` > 0 forbids repeating any n-gram within a hypothesis.
     """
     if mode not in ("l2r", "r2l", "bidirectional"):
         raise ValueError(f"unknown mode {mode!r} (l2r | r2l | bidirectional)")
@@ -89,6 +107,8 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
     for t in range(max_len):
         logp = model.step(st, tok) if cache else model.step_uncached(st, prefix)
         V = logp.shape[-1]
+        if no_repeat_ngram:
+            block_repeats(logp, seqs.tolist(), no_repeat_ngram)
         if t == max_len - 1:  # force termination: only EOS allowed at the last step
             forced = torch.full_like(logp, float("-inf"))
             forced[:, model.eos_id] = logp[:, model.eos_id]

@@ -15,11 +15,12 @@ import torch
 from zhtools.summarize.model import BiSeq2Seq
 
 
-def ship(run: Path, dest: Path, bench: Path | None, command: str) -> None:
+def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngram: int = 0) -> None:
     best = run / "best" if (run / "best" / "summarizer.json").exists() else run
     model, tok, meta = BiSeq2Seq.load(best)
     model = model.half()
     info = {k: v for k, v in meta.items() if k not in ("decoder", "bos_id", "eos_id", "pad_id")}
+    info["no_repeat_ngram"] = no_repeat_ngram  # decoding default, chosen on the dev split
     model.save(dest, tok, info)
     n_params = sum(p.numel() for p in model.parameters())
     size = sum(f.stat().st_size for f in dest.rglob("*.safetensors"))
@@ -63,9 +64,10 @@ def main() -> None:
     ap.add_argument("dest", type=Path)
     ap.add_argument("--bench", type=Path, default=None)
     ap.add_argument("--command", default="")
+    ap.add_argument("--no-repeat-ngram", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    ship(a.run, a.dest, a.bench, a.command)
+    ship(a.run, a.dest, a.bench, a.command, a.no_repeat_ngram)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,8 @@ class Summarizer:
 
     def __init__(self, model: str | os.PathLike | BiSeq2Seq | None = None, tokenizer: ZhTokenizer | None = None,
                  beam: int = 4, mode: str = "bidirectional", max_len: int = 32, alpha: float = 0.6,
-                 src_len: int | None = None, device: str | None = None) -> None:
+                 src_len: int | None = None, device: str | None = None,
+                 no_repeat_ngram: int | None = None) -> None:
         if isinstance(model, BiSeq2Seq):
             if tokenizer is None:
                 raise ValueError("pass the tokenizer with a model object")
@@ -91,6 +92,9 @@ class Summarizer:
                 raise ModelNotFoundError(f"no summarizer at {path} (train one with `zhtools summarize train`)")
             self.model, self.tokenizer, meta = BiSeq2Seq.load(path, pick_device(device))
         self.beam, self.mode, self.max_len, self.alpha = beam, mode, max_len, alpha
+        # n-gram blocking: the model folder's recommended value unless given
+        self.no_repeat_ngram = int(no_repeat_ngram if no_repeat_ngram is not None
+                                   else meta.get("no_repeat_ngram", 0))
         enc_max = getattr(self.model.encoder.config, "max_position_embeddings", 512)
         self.src_len = min(src_len or meta.get("src_len", enc_max), enc_max)
         if mode == "bidirectional" and not self.model.cfg.bidirectional:
@@ -112,7 +116,8 @@ class Summarizer:
         def run(b: Batch) -> list[str]:
             batch = collate(b.items, None, tok.pad_id)
             out = beam_search(self.model, batch["src"].to(dev), batch["src_mask"].to(dev),
-                              beam=self.beam, mode=self.mode, max_len=self.max_len, alpha=self.alpha)
+                              beam=self.beam, mode=self.mode, max_len=self.max_len, alpha=self.alpha,
+                              no_repeat_ngram=self.no_repeat_ngram)
             return [decode_ids(tok, o) for o in out]
 
         # the budget counts beam rows: each source runs `beam` decoder rows
