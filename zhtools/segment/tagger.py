@@ -150,10 +150,16 @@ def pseudo_labels(cfg: TaggerConfig) -> list[tuple[str, list[str]]]:
     from zhtools.segment import Segmenter
 
     cache = Path(cfg.out) / "pseudo.jsonl"
-    if cache.exists():
-        rows = [json.loads(x) for x in cache.read_text(encoding="utf-8").splitlines()]
-        if len(rows) >= cfg.sentences:
-            return [(r["text"], r["words"]) for r in rows[: cfg.sentences]]
+    done: list[tuple[str, list[str]]] = []
+    if cache.exists():  # resume: the sentence sample is deterministic, so keep what is there
+        for x in cache.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(x)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill
+            done.append((r["text"], r["words"]))
+        if len(done) >= cfg.sentences:
+            return done[: cfg.sentences]
     rng = random.Random(cfg.seed)
     sents = []
     for s in _sentences(iter_lines(cfg.corpus), cfg.max_chars):
@@ -162,14 +168,16 @@ def pseudo_labels(cfg: TaggerConfig) -> list[tuple[str, list[str]]]:
         if len(sents) >= cfg.sentences:
             break
     seg = Segmenter(cfg.teacher)
-    out = []
-    it: Any = range(0, len(sents), 256)
+    out = list(done)
+    it: Any = range(len(done), len(sents), 256)
     if cfg.progress:
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc="pseudo-labels", unit="x256")
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache, "w", encoding="utf-8") as f:
+        for t, w in done:
+            f.write(json.dumps({"text": t, "words": w}, ensure_ascii=False) + "\n")
         for k in it:
             chunk = sents[k : k + 256]
             for t, w in zip(chunk, seg.segment_many(chunk)):
