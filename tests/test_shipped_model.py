@@ -72,3 +72,20 @@ def test_default_segment_is_lossless_on_real_text() -> None:
     words = zhtools.segment(text)
     assert "".join(words) == text
     assert "2024年" in words and "5.2%" in words and "😀" in words
+
+
+def test_shipped_summarizer_titles_a_real_abstract() -> None:
+    """zhtools.summarize's default model loads from data/models and produces a short title that
+    reuses the abstract's vocabulary (all three decoding modes)."""
+    import zhtools
+    from zhtools.summarize import default_summarizer_path
+
+    if not (default_summarizer_path() / "summarizer.json").exists():
+        pytest.skip("no shipped summarizer")
+    text = ("为了研究交换超立方体网络容错路由问题,引入了相邻结点集合类的概念,提出了相邻结点集的求解公式。"
+            "对于满足任意子连通性条件的交换超立方体网络,给出了基于相邻结点集合类的自适应容错路由算法。")
+    for mode in ("bidirectional", "l2r", "r2l"):
+        title = zhtools.summarize(text, mode=mode)
+        assert 2 <= len(title) <= 40, (mode, title)
+        assert sum(ch in text for ch in title) / len(title) > 0.8, (mode, title)
+    assert zhtools.summarize("") == ""

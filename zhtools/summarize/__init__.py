@@ -11,9 +11,15 @@ from functools import lru_cache
 
 from zhtools.summarize.model import BiSeq2Seq, DecoderConfig
 from zhtools.summarize.search import beam_search, greedy
-from zhtools.summarize.train import Summarizer, SummTrainConfig, read_pairs, train_summarizer
+from zhtools.summarize.train import (
+    Summarizer,
+    SummTrainConfig,
+    default_summarizer_path,
+    read_pairs,
+    train_summarizer,
+)
 
-__all__ = ["BiSeq2Seq", "DecoderConfig", "SummTrainConfig", "Summarizer", "beam_search", "greedy",
+__all__ = ["BiSeq2Seq", "DecoderConfig", "SummTrainConfig", "Summarizer", "beam_search", "default_summarizer_path", "greedy",
            "get_summarizer", "read_pairs", "train_summarizer"]
 
 
@@ -26,7 +32,7 @@ def get_summarizer(model: str | None = None, beam: int = 4, mode: str = "bidirec
     """The process-wide summarizer for ``model`` (loaded once), set to ``beam``/``mode``."""
     base = _loaded(model)
     return Summarizer(base.model, base.tokenizer, beam=beam, mode=mode, max_len=base.max_len,
-                      src_len=base.src_len)
+                      alpha=base.alpha, src_len=base.src_len, no_repeat_ngram=base.no_repeat_ngram)
 
 
 class _CallableModule(types.ModuleType):
