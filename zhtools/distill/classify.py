@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,12 @@ def encode_texts(tok: ZhTokenizer, texts: Sequence[str], max_len: int) -> list[l
 
 
 def train_batches(
-    ids: list[list[int]], y: list[int], budget: int, seed: int, max_items: int = 256
+    ids: list[list[int]], y: list[int], budget: int, seed: int, max_items: int = 256, pad_id: int = 0
 ) -> Callable[[int], Iterator[dict[str, torch.Tensor]]]:
     """Endless deterministic stream of padded training batches (see :func:`epoch_stream`)."""
 
     def collate(g: list[int]) -> dict[str, torch.Tensor]:
-        x, m = pad([ids[k] for k in g])
+        x, m = pad([ids[k] for k in g], pad_id)
         return {"input_ids": x, "attention_mask": m, "labels": torch.tensor([y[k] for k in g])}
 
     return epoch_stream([len(x) for x in ids], budget, collate, seed=seed, max_items=max_items)
@@ -104,10 +105,10 @@ def predict_logits(
     was = model.training
     model.eval()
     use_bf16 = autocast if autocast is not None else dev.type == "cuda"
-    ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if use_bf16 else _null()
+    ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
     def run(b: Batch) -> list[torch.Tensor]:
-        x, m = pad(b.items)
+        x, m = pad(b.items, model.config.pad_token_id or 0)
         with ctx:
             out = model(input_ids=x.to(dev), attention_mask=m.to(dev)).logits
         return list(out.float().cpu())
@@ -120,14 +121,6 @@ def predict_logits(
     res = list(it)
     model.train(was)
     return torch.stack(res) if res else torch.zeros((0, model.config.num_labels))
-
-
-class _null:
-    def __enter__(self):  # noqa: ANN204
-        return self
-
-    def __exit__(self, *a) -> None:  # noqa: ANN002
-        return None
 
 
 def evaluate_logits(logits: torch.Tensor, gold: Sequence[str], id2label: Sequence[str],
@@ -256,7 +249,7 @@ def run_classifier_training(
 
     tr_ids, tr_y, dv_ids, dv_labels, names = data
     log_prior = label_log_priors(tr_y, len(names))
-    batches = train_batches(tr_ids, tr_y, cfg.batch_tokens, cfg.seed)
+    batches = train_batches(tr_ids, tr_y, cfg.batch_tokens, cfg.seed, pad_id=tok.pad_id)
     steps = max(1, round(cfg.epochs * batches.per_epoch))
     tcfg = TrainConfig(
         out=cfg.out, steps=steps, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup=cfg.warmup,
@@ -295,25 +288,18 @@ def run_classifier_training(
 def load_for_finetune(name: str | None, names: list[str], layers: int | None = None):
     """A sequence-classification model initialised from an encoder (fp32, train mode) and its
     tokenizer. ``layers`` keeps only the first N encoder layers."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from zhtools.models.loader import _from_pretrained, _resolve, quiet_hf
+    from zhtools.models.loader import _from_pretrained, _resolve, load_trainable
 
-    ref, local = _resolve(name)
-    conf = _from_pretrained(AutoConfig, ref, local)
     kw: dict[str, Any] = {"num_labels": len(names), "id2label": dict(enumerate(names)),
                           "label2id": {n: i for i, n in enumerate(names)}}
     if layers:
+        conf = _from_pretrained(AutoConfig, *_resolve(name))
         if layers > conf.num_hidden_layers:
             raise ValueError(f"--layers {layers} > the model's {conf.num_hidden_layers} layers")
         kw["num_hidden_layers"] = layers
-    with quiet_hf():  # the new classifier head is expected to be missing
-        tok = ZhTokenizer(_from_pretrained(AutoTokenizer, ref, local, use_fast=True))
-        model = _from_pretrained(AutoModelForSequenceClassification, ref, local,
-                                 dtype=torch.float32, use_safetensors=True, **kw)
-    model.requires_grad_(True)
-    model.train()
-    return model, tok
+    return load_trainable(name, AutoModelForSequenceClassification, **kw)
 
 
 def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:

@@ -193,18 +193,11 @@ class DistillConfig:
 
 def load_classifier(path: str):
     """A fine-tuned sequence-classification model (fp32, CPU, train mode) and its tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    from zhtools.models.loader import _from_pretrained, _resolve, quiet_hf
-    from zhtools.text.tokenizer import ZhTokenizer
+    from zhtools.models.loader import load_trainable
 
-    ref, local = _resolve(path)
-    with quiet_hf():
-        tok = ZhTokenizer(_from_pretrained(AutoTokenizer, ref, local, use_fast=True))
-        model = _from_pretrained(AutoModelForSequenceClassification, ref, local,
-                                 dtype=torch.float32, use_safetensors=True)
-    model.train()
-    return model, tok
+    return load_trainable(path, AutoModelForSequenceClassification)
 
 
 def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:

@@ -144,12 +144,11 @@ def load_encoder(
         AutoModel,
         AutoModelForMaskedLM,
         AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
         AutoTokenizer,
     )
 
     ref, local = _resolve(name_or_path)
-    from transformers import AutoModelForTokenClassification
-
     auto = {None: AutoModel, "mlm": AutoModelForMaskedLM, "cls": AutoModelForSequenceClassification,
             "token-cls": AutoModelForTokenClassification}[head]
     dev = pick_device(device)
@@ -161,6 +160,20 @@ def load_encoder(
     model.to(dev).eval()
     model.requires_grad_(False)
     return LoadedEncoder(model, ZhTokenizer(hf_tok), dev, dtype, ref)
+
+
+def load_trainable(name_or_path: str | os.PathLike | None, auto_cls, **kw) -> tuple[torch.nn.Module, ZhTokenizer]:
+    """A model to train (fp32, CPU, train mode, all parameters trainable) and its tokenizer:
+    ``auto_cls.from_pretrained(..., **kw)`` on the shipped default, a HF name or a folder (for a
+    new head, e.g. ``num_labels=...``; missing head weights are expected and not reported)."""
+    from transformers import AutoTokenizer
+
+    ref, local = _resolve(name_or_path)
+    with quiet_hf():
+        tok = ZhTokenizer(_from_pretrained(AutoTokenizer, ref, local, use_fast=True))
+        model = _from_pretrained(auto_cls, ref, local, dtype=torch.float32, use_safetensors=True, **kw)
+    model.requires_grad_(True)
+    return model.train(), tok
 
 
 @lru_cache(maxsize=4)

@@ -190,21 +190,14 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
     from transformers import AutoModelForTokenClassification
 
     from zhtools.models import save_model
-    from zhtools.models.loader import _from_pretrained, _resolve, quiet_hf
+    from zhtools.models.loader import load_trainable
     from zhtools.train.loop import TrainConfig, Trainer
 
     data = pseudo_labels(cfg)
-    ref, local = _resolve(cfg.base or cfg.teacher)
     kw: dict[str, Any] = {"num_labels": 2, "id2label": {0: "I", 1: "B"}, "label2id": {"I": 0, "B": 1}}
     if cfg.layers:
         kw["num_hidden_layers"] = cfg.layers
-    with quiet_hf():
-        from transformers import AutoTokenizer
-
-        tok = ZhTokenizer(_from_pretrained(AutoTokenizer, ref, local, use_fast=True))
-        model = _from_pretrained(AutoModelForTokenClassification, ref, local, dtype=torch.float32,
-                                 use_safetensors=True, **kw)
-    model.requires_grad_(True)
+    model, tok = load_trainable(cfg.base or cfg.teacher, AutoModelForTokenClassification, **kw)
     window = getattr(model.config, "max_position_embeddings", 512) - 2
     ex = []
     for t, w in data:

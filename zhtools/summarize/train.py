@@ -66,10 +66,6 @@ def collate(srcs: Sequence[list[int]], tgts: Sequence[list[int]] | None, pad_id:
     return out
 
 
-def decode_ids(tok: ZhTokenizer, ids: Sequence[int]) -> str:
-    return tok.decode_chars([i for i in ids if i not in (tok.cls_id, tok.sep_id, tok.pad_id)])
-
-
 # ---------------------------------------------------------------------------- the summarizer
 class Summarizer:
     """``Summarizer(DIR)(texts) -> summaries``; ``mode`` is bidirectional, l2r or r2l."""
@@ -118,7 +114,7 @@ class Summarizer:
             out = beam_search(self.model, batch["src"].to(dev), batch["src_mask"].to(dev),
                               beam=self.beam, mode=self.mode, max_len=self.max_len, alpha=self.alpha,
                               no_repeat_ngram=self.no_repeat_ngram)
-            return [decode_ids(tok, o) for o in out]
+            return [tok.decode_chars(o) for o in out]
 
         # the budget counts beam rows: each source runs `beam` decoder rows
         return list(map_batched(run, ids, len, max(batch_tokens // max(1, self.beam), self.src_len)))
