@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,13 +171,13 @@ class Classifier:
 
 
 # ------------------------------------------------------------------------------- fine-tuning
-@dataclass
-class FinetuneConfig:
-    model: str | None  # base encoder (name or folder); None = shipped default
+@dataclass(kw_only=True)
+class ClsTrainConfig:
+    """Data and optimisation settings shared by fine-tuning and Theseus distillation."""
+
     train: str
     dev: str
     out: str
-    layers: int | None = None  # keep only the first N encoder layers (direct shallow baseline)
     max_len: int = 128
     epochs: float = 3.0
     batch_tokens: int = 4096
@@ -195,10 +195,15 @@ class FinetuneConfig:
     bf16: bool = False
     progress: bool = True
     max_minutes: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare(cfg: FinetuneConfig, tok: ZhTokenizer, label_names: list[str] | None = None):
+@dataclass(kw_only=True)
+class FinetuneConfig(ClsTrainConfig):
+    model: str | None  # base encoder (name or folder); None = shipped default
+    layers: int | None = None  # keep only the first N encoder layers (direct shallow baseline)
+
+
+def prepare(cfg: ClsTrainConfig, tok: ZhTokenizer, label_names: list[str] | None = None):
     """Read + encode train/dev; returns (train ids, train y, dev ids, dev labels, label names)."""
     tr, dv = read_tsv(cfg.train), read_tsv(cfg.dev)
     if not len(tr):
@@ -233,7 +238,7 @@ def make_loss(kind: str, log_prior: torch.Tensor, tau: float):
 
 
 def run_classifier_training(
-    model: torch.nn.Module, tok: ZhTokenizer, cfg: FinetuneConfig, data, *, params=None,
+    model: torch.nn.Module, tok: ZhTokenizer, cfg: ClsTrainConfig, data, *, params=None,
     resume: bool = False, prepare_fn: Callable[[Any], None] | None = None,
     export_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     info: dict[str, Any] | None = None,

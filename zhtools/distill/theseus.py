@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from zhtools.distill.classify import ClsTrainConfig
+
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The encoder's layer list of a HF BERT-like model (BERT, RoBERTa, ELECTRA, ...)."""
@@ -161,12 +163,9 @@ def export_successor(model: nn.Module) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------- training
-@dataclass
-class DistillConfig:
+@dataclass(kw_only=True)
+class DistillConfig(ClsTrainConfig):
     teacher: str  # fine-tuned classifier folder (zhtools finetune OUT/best, or any HF one)
-    train: str
-    dev: str
-    out: str
     layers: int  # successor depth k
     schedule: str = "constant"
     p: float = 0.5
@@ -175,20 +174,6 @@ class DistillConfig:
     b: float = 0.3
     init: str = "first"
     replace_embeddings: bool = False
-    max_len: int = 128
-    epochs: float = 3.0
-    batch_tokens: int = 4096
-    lr: float = 1e-4
-    warmup: float = 0.06
-    weight_decay: float = 0.01
-    lookahead: bool = False
-    lazy_embeddings: bool = False
-    best_metric: str = "accuracy"
-    seed: int = 0
-    save_every: int | None = None  # default: four checkpoints per epoch
-    bf16: bool = False
-    progress: bool = True
-    max_minutes: float | None = None
 
 
 def load_classifier(path: str):
@@ -203,19 +188,12 @@ def load_classifier(path: str):
 def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:
     """Theseus-compress ``cfg.teacher`` to ``cfg.layers`` layers; the best successor on dev
     (``best_metric``) is exported to ``OUT/best`` as a plain k-layer HF model, the last to OUT."""
-    from zhtools.distill.classify import FinetuneConfig, prepare, run_classifier_training
+    from zhtools.distill.classify import prepare, run_classifier_training
 
     torch.manual_seed(cfg.seed)
     model, tok = load_classifier(cfg.teacher)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    fcfg = FinetuneConfig(
-        model=cfg.teacher, train=cfg.train, dev=cfg.dev, out=cfg.out, max_len=cfg.max_len,
-        epochs=cfg.epochs, batch_tokens=cfg.batch_tokens, lr=cfg.lr, warmup=cfg.warmup,
-        weight_decay=cfg.weight_decay, lookahead=cfg.lookahead, lazy_embeddings=cfg.lazy_embeddings,
-        best_metric=cfg.best_metric, seed=cfg.seed, save_every=cfg.save_every, bf16=cfg.bf16, progress=cfg.progress,
-        max_minutes=cfg.max_minutes,
-    )
-    data = prepare(fcfg, tok, names)
+    data = prepare(cfg, tok, names)
     th = Theseus(model, cfg.layers, cfg.init, cfg.replace_embeddings, cfg.seed)
 
     def hook(trainer) -> None:  # noqa: ANN001
@@ -239,7 +217,7 @@ def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:
     info = {"distilled_from": str(cfg.teacher), "theseus": {
         "layers": cfg.layers, "schedule": cfg.schedule, "p": cfg.p, "replace_frac": cfg.replace_frac,
         "slope": cfg.slope, "b": cfg.b, "init": cfg.init, "replace_embeddings": cfg.replace_embeddings}}
-    res = run_classifier_training(model, tok, fcfg, data, params=th.successor_parameters(),
+    res = run_classifier_training(model, tok, cfg, data, params=th.successor_parameters(),
                                   resume=resume, prepare_fn=hook, export_model=export_successor,
                                   info=info)
     res["theseus"] = th
