@@ -114,17 +114,15 @@ class LazyRows(torch.optim.Optimizer):
             st = self.inner.state.get(e, {})
             rows = {k: v[absent].clone() for k, v in st.items()
                     if torch.is_tensor(v) and v.shape == e.shape}
-            saved.append((e, absent, e[absent].clone(), rows, bool(st)))
+            saved.append((e, absent, e[absent].clone(), rows))
         loss = self.inner.step(closure)
-        for e, absent, value, rows, had_state in saved:
+        # State created by this step keeps whatever the optimizer initialises it to for a zero
+        # gradient (zeros for Adam/SGD, the initial accumulator for Adagrad).
+        st_of = self.inner.state
+        for e, absent, value, rows in saved:
             e[absent] = value
-            st = self.inner.state.get(e, {})
-            for k, v in st.items():
-                if torch.is_tensor(v) and v.shape == e.shape:
-                    if k in rows:
-                        v[absent] = rows[k]
-                    elif not had_state:
-                        v[absent] = 0  # state created by this step: absent rows stay at zero
+            for k, v in rows.items():
+                st_of[e][k][absent] = v
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -140,10 +138,7 @@ class LazyRows(torch.optim.Optimizer):
 
 
 def embedding_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """Weights of the model's ``nn.Embedding`` modules whose rows are token ids (vocabulary-sized
-    tables; position/type tables are small and touched every batch anyway)."""
-    out = []
-    for m in model.modules():
-        if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad:
-            out.append(m.weight)
-    return out
+    """Trainable weights of every ``nn.Embedding`` in the model (token, position and type tables:
+    in each, rows a batch does not use get no gradient)."""
+    return [m.weight for m in model.modules()
+            if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad]
