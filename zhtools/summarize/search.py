@@ -100,15 +100,15 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
     scores[:, :, 0] = 0.0
     seqs = torch.full((R, 0), 0, dtype=torch.long, device=dev)
     tok = torch.full((R,), model.bos_id, dtype=torch.long, device=dev)
-    prefix = tok[:, None]
+    prefix = tok[:, None]  # whole prefixes, kept only for cache=False
     pool: list[list[Hyp]] = [[] for _ in range(B)]
     done = [False] * B
     V = None
     for t in range(max_len):
         logp = model.step(st, tok) if cache else model.step_uncached(st, prefix)
         V = logp.shape[-1]
-        if no_repeat_ngram:
-            block_repeats(logp, seqs.tolist(), no_repeat_ngram)
+        seq_list = seqs.tolist()
+        block_repeats(logp, seq_list, no_repeat_ngram)
         if t == max_len - 1:  # force termination: only EOS allowed at the last step
             forced = torch.full_like(logp, float("-inf"))
             forced[:, model.eos_id] = logp[:, model.eos_id]
@@ -120,7 +120,6 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
         new_parent = torch.zeros((H, B, K), dtype=torch.long, device=dev)
         new_token = torch.full((H, B, K), model.pad_id, dtype=torch.long, device=dev)
         ts, tp, tt = top_s.tolist(), parent.tolist(), token.tolist()
-        seq_list = seqs.tolist()
         for h in range(H):
             for b in range(B):
                 if done[b]:
@@ -154,7 +153,8 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
         rows = (torch.arange(H * B, device=dev)[:, None] * K + new_parent.view(H * B, K)).view(-1)
         model.reorder(st, rows)
         seqs = torch.cat([seqs.index_select(0, rows), new_token.view(-1, 1)], 1)
-        prefix = torch.cat([prefix.index_select(0, rows), new_token.view(-1, 1)], 1)
+        if not cache:
+            prefix = torch.cat([prefix.index_select(0, rows), new_token.view(-1, 1)], 1)
         scores = new_scores
         tok = new_token.view(-1)
     out = []
