@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_encoder
 
 import zhtools
 from zhtools.eval.conllu import parse_conllu
@@ -19,13 +18,6 @@ from zhtools.parse import Parser, ParseResult
 CALIBRATION = ["北京是中国的首都。", "今天天气很好，我们去公园散步吧。"] * 3
 SENTENCES = ["北京是中国的首都。", "好", "。！", "Hello world, 2024年的GDP增长了5.2%。"]
 LONG_WORDS = [("今天天气很好我们去公园散步吧" * 25)[k : k + 6] for k in range(0, 300, 6)]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("m")
-    tiny_encoder("bert", d)
-    return str(d / "bert")
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_encoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zhtools.segment import Segmenter, otsu_threshold, presplit
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("m")
-    tiny_encoder("bert", d)
-    return str(d / "bert")
 
 
 @pytest.fixture(scope="module")
