@@ -78,6 +78,16 @@ def test_parse_many_equals_loop(parser) -> None:
     assert many[4].words == ["我们", "去", "公园"]  # whitespace word dropped
 
 
+def test_redecode_equals_fresh_parse(parser, model_dir) -> None:
+    words = ["北京", "是", "中国", "的", "首都", "。"]
+    base = parser.parse(words=words)
+    for kw in ({"decoder": "mst"}, {"kind": "constituency"}):
+        other = Parser(model_dir, segmenter=parser.segmenter, **kw)
+        fresh, again = other.parse(words=words), other.redecode(base)
+        assert again.words == fresh.words and again.heads == fresh.heads
+        assert str(again.tree) == str(fresh.tree)
+
+
 def test_given_words_respected(parser) -> None:
     words = ["北京", "是", "中国", "的", "首都", "。"]
     r = parser.parse(words=words)

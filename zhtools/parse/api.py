@@ -278,6 +278,12 @@ class Parser:
             out.extend(self._parse_chunk(texts[k : k + chunk], list(words_list[k : k + chunk])))
         return out
 
+    def redecode(self, res: ParseResult) -> ParseResult:
+        """Decode the impact matrix of an earlier result (same words) with this parser's kind,
+        decoder and root/normalisation rules, without recomputing impacts. The matrix must come
+        from the same encoder and layer for the result to equal a fresh parse."""
+        return self._decode(res.text, res.words, res.matrix, res.uncovered)
+
     # ------------------------------------------------------------------ internals
     def _resolve_words(self, texts: list[str | None], given: list[Sequence[str] | None]
                        ) -> tuple[list[str], list[list[str]]]:
