@@ -179,6 +179,41 @@ def test_mst_multi_root_equals_networkx():
         assert mst(s, single_root=False) == expected
 
 
+def _networkx_single_root(s: np.ndarray) -> float:
+    """Reference: best single-rooted tree = best over ROOT children r of the arborescence with
+    0 -> r as the only ROOT arc (one networkx run per r)."""
+    n = s.shape[0] - 1
+    best = -np.inf
+    for r in range(1, n + 1):
+        g = nx.DiGraph()
+        g.add_weighted_edges_from((h, m, s[h, m]) for h in range(1, n + 1) for m in range(1, n + 1) if h != m)
+        g.add_edge(0, r, weight=s[0, r])
+        t = nx.maximum_spanning_arborescence(g)
+        best = max(best, sum(s[h, m] for h, m in t.edges()))
+    return best
+
+
+def test_mst_single_root_equals_networkx_on_larger_graphs():
+    rng = np.random.default_rng(7)
+    for n in (6, 12, 25):
+        for _ in range(3):
+            s = rng.normal(size=(n + 1, n + 1))
+            s[0, 1:] += 1.5  # ROOT arcs strong: the unconstrained optimum has several roots
+            heads = mst(s)
+            assert heads.count(0) == 1 and _is_tree(tuple(heads))
+            assert _score(s, heads) == pytest.approx(_networkx_single_root(s))
+            assert mst(s, single_root=False).count(0) > 1
+
+
+def test_mst_missing_arcs():
+    s = np.full((4, 4), -np.inf)
+    s[0, 1] = s[1, 2] = s[2, 3] = 1.0
+    assert mst(s) == [0, 1, 2]
+    s[1, 2] = -np.inf  # word 2 has no possible head
+    with pytest.raises(ValueError, match="no spanning tree"):
+        mst(s)
+
+
 def test_mst_non_projective_beats_eisner():
     # Crossing arcs 1 -> 3 and 2 -> 4 are both strong: the optimum is non-projective.
     s = np.full((5, 5), -10.0)

@@ -14,7 +14,7 @@ from zhtools.summarize import BiSeq2Seq, DecoderConfig, Summarizer, beam_search,
 from zhtools.summarize.train import SummTrainConfig, collate, train_summarizer
 
 
-def tiny_model(bidirectional: bool = True, copy: bool = True, seed: int = 0):
+def tiny_model(bidirectional: bool = True, copy: bool = True, seed: int = 0, halves: bool = False):
     from transformers import BertConfig, BertModel
 
     tok = tiny_tokenizer()
@@ -23,7 +23,7 @@ def tiny_model(bidirectional: bool = True, copy: bool = True, seed: int = 0):
                                num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
     cfg = DecoderConfig(layers=2, heads=2, ffn=64, max_len=24, dropout=0.0, lam=1.0, copy=copy,
-                        bidirectional=bidirectional)
+                        bidirectional=bidirectional, halves=halves, interact="all" if halves else "top")
     return BiSeq2Seq(enc, cfg, tok.cls_id, tok.sep_id, tok.pad_id).eval(), tok
 
 
@@ -72,6 +72,60 @@ def test_no_position_sees_its_target_through_the_other_direction(leak: str, expe
         assert any(leaked)
     else:
         assert not any(leaked), leaked
+
+
+def test_halves_hide_each_target_from_the_other_half() -> None:
+    """Meet-in-the-middle training (gold vs gold, interaction in every layer): changing y[k]
+    changes no prediction whose target is y[k] in either half, but does reach the other half's
+    later positions (the halves do interact)."""
+    model, tok = tiny_model(halves=True)
+    b = _batch(tok, TEXTS[:1], ["北京是中国的首都吗"])  # n = 9: L2R half y[0..4], R2L half y[8..5]
+    n = int(b["tgt_len"][0])
+    m = (n + 1) // 2
+    captured = []
+    orig = model._output
+
+    def spy(h, w, src, ctx):  # noqa: ANN001, ANN202
+        out = orig(h, w, src, ctx)
+        captured.append(out)
+        return out
+
+    model._output = spy
+    reached = []
+    for k in range(n):
+        captured.clear()
+        model(b["src"], b["src_mask"], b["tgt"], b["tgt_len"])
+        base = captured[-1].clone()  # the halves pass: rows [L2R half; R2L half]
+        t2 = b["tgt"].clone()
+        t2[0, k] = tok.unk_id if int(t2[0, k]) != tok.unk_id else tok.mask_id
+        captured.clear()
+        model(b["src"], b["src_mask"], t2, b["tgt_len"])
+        new = captured[-1]
+        row, pos = (0, k) if k < m else (1, n - 1 - k)  # where y[k] is the target
+        assert (new[row, pos] - base[row, pos]).abs().max().item() < 1e-6, k
+        other = 1 - row
+        last = m if other == 0 else n - m  # positions with a label (tokens + EOS)
+        reached.append((new[other, : last + 1] - base[other, : last + 1]).abs().max().item() > 1e-6)
+    # every token but the L2R half's last (n odd: the R2L half has ended before it is fed) is
+    # visible to the other half
+    assert reached == [k != m - 1 for k in range(n)]
+
+
+def test_meet_search_cache_batch_and_lengths() -> None:
+    model, tok = tiny_model(halves=True)
+    b = _batch(tok, TEXTS)
+    a = beam_search(model, b["src"], b["src_mask"], beam=4, mode="bidirectional", max_len=9, nbest=True)
+    c = beam_search(model, b["src"], b["src_mask"], beam=4, mode="bidirectional", max_len=9, nbest=True,
+                    cache=False)
+    assert [[h.tokens for h in x] for x in a] == [[h.tokens for h in x] for x in c]
+    assert all(abs(h1.score - h2.score) < 1e-4 for x, y in zip(a, c) for h1, h2 in zip(x, y))
+    assert all(h.direction == "meet" and 0 < len(h.tokens) <= 10 for x in a for h in x)
+    best = beam_search(model, b["src"], b["src_mask"], beam=4, mode="bidirectional", max_len=9)
+    for i, t in enumerate(TEXTS):
+        one = _batch(tok, [t])
+        assert beam_search(model, one["src"], one["src_mask"], beam=4, mode="bidirectional", max_len=9)[0] == best[i]
+    # the same model's full-length directions decode on their own
+    assert all(len(o) <= 9 for o in beam_search(model, b["src"], b["src_mask"], beam=4, mode="l2r", max_len=9))
 
 
 def test_beam_one_equals_greedy_and_cache_equals_recompute() -> None:

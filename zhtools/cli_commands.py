@@ -456,6 +456,7 @@ def _summarize_train(sub) -> None:
              "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/l2r --directions l2r\n"
              "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/naive --leak gold "
              "--interact all\n"
+             "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/meet --halves\n"
              "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/summ --resume\n")
     p.add_argument("--train", required=True, help="TSV summary<TAB>text (CSL layout) or with header")
     p.add_argument("--dev", required=True, help="dev TSV (ROUGE-L each epoch, best kept in OUT/best)")
@@ -475,6 +476,10 @@ def _summarize_train(sub) -> None:
     p.add_argument("--interact", choices=["top", "all"], default="top",
                    help="decoder layers with cross-direction attention")
     p.add_argument("--lam", type=float, default=0.5, help="weight of the cross-direction term")
+    p.add_argument("--halves", action="store_true",
+                   help="also train meet-in-the-middle halves (L2R first half + R2L second half, "
+                        "interacting in every layer); bidirectional decoding then meets in the "
+                        "middle in ~n/2 steps")
     p.add_argument("--no-copy", action="store_true", help="disable the copy gate")
     p.add_argument("--dev-samples", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
@@ -497,7 +502,7 @@ def _run_summarize_train(args) -> int:
         leak=args.leak, directions=args.directions, dev_samples=args.dev_samples, seed=args.seed,
         bf16=bf16, progress=not getattr(args, "quiet", False), max_minutes=args.max_minutes,
         decoder=DecoderConfig(layers=args.layers, lam=args.lam, copy=not args.no_copy,
-                              interact=args.interact))
+                              interact="all" if args.halves else args.interact, halves=args.halves))
     res = train_summarizer(cfg, resume=args.resume)
     print(json.dumps({k: res[k] for k in ("step", "done", "best", "eval")}, ensure_ascii=False))
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-import networkx as nx
 import nltk
 import numpy as np
 
@@ -152,15 +151,64 @@ def eisner(scores: np.ndarray, single_root: bool = True) -> list[int]:
     return heads[1:]
 
 
-def _arborescence(graph: nx.DiGraph, n: int) -> list[int] | None:
-    try:
-        tree = nx.maximum_spanning_arborescence(graph, attr="weight")
-    except nx.NetworkXException:
-        return None
-    heads = [0] * n
-    for h, m in tree.edges():
-        heads[m - 1] = int(h)
-    return heads
+def _cle(sc: np.ndarray) -> np.ndarray:
+    """Chu-Liu/Edmonds maximum spanning arborescence rooted at node 0 of the arc-score matrix
+    ``sc[h, m]`` (-inf = no arc; the diagonal and column 0 are ignored). Returns ``heads`` with
+    ``heads[0] = -1``. Recursive contraction, O(n^3) in numpy. Raises ValueError when some node
+    has no finite incoming arc or no spanning arborescence exists."""
+    n = sc.shape[0]
+    sc = sc.copy()
+    np.fill_diagonal(sc, -np.inf)
+    sc[:, 0] = -np.inf
+    heads = sc.argmax(axis=0)
+    heads[0] = -1
+    if n > 1 and not np.isfinite(sc[heads[1:], np.arange(1, n)]).all():
+        raise ValueError("no spanning tree with finite score")
+    cycle = _find_cycle(heads)
+    if cycle is None:
+        return heads
+    in_c = np.zeros(n, dtype=bool)
+    in_c[cycle] = True
+    rest = np.flatnonzero(~in_c)  # node 0 stays first
+    c = len(rest)  # index of the contracted node in the smaller graph
+    cyc_in = sc[heads[cycle], cycle]  # score of each cycle node's cycle arc
+    small = np.full((c + 1, c + 1), -np.inf)
+    small[:c, :c] = sc[np.ix_(rest, rest)]
+    # entering the cycle at m from u: gain sc[u, m] - cyc_in[m] (the cycle arc into m is broken)
+    enter = sc[np.ix_(rest, cycle)] - cyc_in[None, :]
+    enter_at = enter.argmax(axis=1)
+    small[:c, c] = enter[np.arange(c), enter_at]
+    leave = sc[np.ix_(cycle, rest)]  # leaving the cycle from h to v
+    leave_from = leave.argmax(axis=0)
+    small[c, :c] = leave[leave_from, np.arange(c)]
+    sub = _cle(small)
+    out = np.empty(n, dtype=int)
+    out[cycle] = heads[cycle]
+    for k, v in enumerate(rest):
+        h = sub[k]
+        out[v] = -1 if h < 0 else (cycle[leave_from[k]] if h == c else rest[h])
+    u = sub[c]
+    out[cycle[enter_at[u]]] = rest[u]
+    return out
+
+
+def _find_cycle(heads: np.ndarray) -> np.ndarray | None:
+    """Nodes of one cycle in the head graph (node 0 = root), or None."""
+    n = len(heads)
+    state = np.zeros(n, dtype=int)  # 0 new, 1 on the current path, 2 done
+    state[0] = 2
+    for s in range(1, n):
+        path = []
+        v = s
+        while state[v] == 0:
+            state[v] = 1
+            path.append(v)
+            v = heads[v]
+        if state[v] == 1:  # closed a cycle through v
+            return np.array(path[path.index(v):])
+        for w in path:
+            state[w] = 2
+    return None
 
 
 def _tree_score(sc: np.ndarray, heads: list[int]) -> float:
@@ -168,49 +216,33 @@ def _tree_score(sc: np.ndarray, heads: list[int]) -> float:
 
 
 def mst(scores: np.ndarray, single_root: bool = True) -> list[int]:
-    """Non-projective maximum spanning arborescence rooted at ROOT (Chu-Liu/Edmonds via networkx).
+    """Non-projective maximum spanning arborescence rooted at ROOT (Chu-Liu/Edmonds, numpy).
 
-    ``scores`` follows the same convention as :func:`eisner`; non-finite arcs are left out of the
-    graph. With ``single_root``, if the unconstrained optimum gives ROOT several children, each
-    candidate child ``r`` is tried with ``0 -> r`` as the only ROOT arc and the best-scoring tree
-    is kept (exact). Returns the heads of words ``1..n`` (0 = ROOT).
+    ``scores`` follows the same convention as :func:`eisner`; non-finite arcs are absent. With
+    ``single_root`` every ROOT arc is lowered by a constant M larger than the score range of any
+    tree, so the optimum takes exactly one ROOT arc and is the best single-rooted tree (exact,
+    one Chu-Liu/Edmonds run instead of one per root candidate). Returns the heads of words
+    ``1..n`` (0 = ROOT).
     """
     sc = _arc_scores(scores)
     n = sc.shape[0] - 1
     if n == 0:
         return []
     if n == 1:
+        if not np.isfinite(sc[0, 1]):
+            raise ValueError("no spanning tree with finite score")
         return [0]
-    words = nx.DiGraph()
-    words.add_nodes_from(range(n + 1))
-    for h in range(1, n + 1):
-        for m in range(1, n + 1):
-            if np.isfinite(sc[h, m]):
-                words.add_edge(h, m, weight=float(sc[h, m]))
-    root_arcs = [m for m in range(1, n + 1) if np.isfinite(sc[0, m])]
-
-    full = words.copy()
-    full.add_weighted_edges_from((0, m, float(sc[0, m])) for m in root_arcs)
-    heads = _arborescence(full, n)
-    if heads is None:
-        raise ValueError("no spanning tree with finite score")
-    if not single_root or heads.count(0) == 1:
-        return heads
-
-    best: list[int] | None = None
-    best_score = -np.inf
-    for r in root_arcs:
-        graph = words.copy()
-        graph.add_edge(0, r, weight=float(sc[0, r]))
-        cand = _arborescence(graph, n)
-        if cand is None:
-            continue
-        score = _tree_score(sc, cand)
-        if best is None or score > best_score:
-            best, best_score = cand, score
-    if best is None:
+    if single_root:
+        finite = sc[np.isfinite(sc)]
+        big = (n + 1) * (float(finite.max() - finite.min()) + 1.0)
+        sc[0, 1:] -= big
+    try:
+        heads = _cle(sc)
+    except ValueError:
+        raise ValueError("no spanning tree with finite score") from None
+    if single_root and np.count_nonzero(heads[1:] == 0) != 1:  # only when no 1-root tree exists
         raise ValueError("no single-rooted spanning tree with finite score")
-    return best
+    return [int(h) for h in heads[1:]]
 
 
 def scores_from_impact(

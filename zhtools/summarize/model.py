@@ -16,7 +16,16 @@ on. So with ``leak="none"`` only the top layer carries the cross-direction term
 one-hop mask provably hides the target (tests/test_summarize.py checks it by perturbing every
 title token). ``leak="gold"`` is the naive gold-vs-gold scheme (s <= t; with ``interact="all"``
 it is SB-NMT's / Su's architecture trained without pseudo targets), kept for comparison. At inference the other direction's tokens are the model's own guesses and the
-plain causal mask (s <= t) is used. Output embeddings are tied to the encoder's word embeddings;
+plain causal mask (s <= t) is used.
+
+``halves=True`` adds SBSG-style meet-in-the-middle decoding ("sequence generation from both sides
+to the middle", Zhou et al. 2019): besides the plain full-length L2R and R2L directions (trained
+without interaction, so ``l2r``/``r2l`` decoding of the same model is an ordinary single-direction
+baseline), two more direction embeddings train the L2R half to emit the first ceil(n/2) tokens and
+the R2L half the last floor(n/2) tokens reversed, each ending with EOS, interacting in every layer
+(s <= t, and only over the partner's real inputs). The halves are disjoint, so gold-vs-gold
+teacher forcing leaks nothing: no position can read its own target from the other half. Decoding
+then takes ~n/2 steps instead of n. Output embeddings are tied to the encoder's word embeddings;
 an optional copy gate mixes the vocabulary distribution with the last layer's cross-attention
 over source tokens (pointer-generator style).
 """
@@ -47,6 +56,7 @@ class DecoderConfig:
     copy: bool = True
     bidirectional: bool = True  # False: plain L2R (or R2L) model, same code
     interact: str = "top"  # layers with the cross-direction term: top | all
+    halves: bool = False  # also train meet-in-the-middle halves (directions 2 and 3)
 
 
 class BiAttention(nn.Module):
@@ -142,7 +152,7 @@ class BiSeq2Seq(nn.Module):
         d = emb.weight.shape[1]
         self.d = d
         self.pos = nn.Embedding(cfg.max_len, d)
-        self.direction = nn.Embedding(2, d)
+        self.direction = nn.Embedding(4 if cfg.halves else 2, d)
         self.layers = nn.ModuleList([DecoderLayer(d, cfg) for _ in range(cfg.layers)])
         self.ln = nn.LayerNorm(d)
         self.out_bias = nn.Parameter(torch.zeros(emb.weight.shape[0]))
@@ -199,63 +209,82 @@ class BiSeq2Seq(nn.Module):
                 directions: str = "both") -> tuple[torch.Tensor, dict[str, float]]:
         """Teacher-forced loss. ``tgt`` (B, n_max): title ids (no specials), ``tgt_len`` (B,).
         Returns (sum of the directions' token-mean cross-entropies, metrics)."""
-        dev = src.device
-        B, n_max = tgt.shape
-        T = n_max + 1
-        ar = torch.arange(n_max, device=dev)
-        valid = ar[None] < tgt_len[:, None]  # (B, n_max)
-        # reversed titles: position j holds y[n-1-j]
-        rev_idx = (tgt_len[:, None] - 1 - ar[None]).clamp(min=0)
-        rev = torch.where(valid, tgt.gather(1, rev_idx), torch.full_like(tgt, self.pad_id))
-        seqs = {"l2r": tgt, "r2l": rev}
         use = ["l2r", "r2l"] if directions == "both" else [directions]
-        bidir = self.cfg.bidirectional and len(use) == 2
-        bos = torch.full((B, 1), self.bos_id, device=dev, dtype=tgt.dtype)
-        inp = torch.cat([torch.cat([bos, seqs[u]], 1) for u in use])  # (R, T+1) -> use T
-        inp = inp[:, :T]
-        lab = []
-        for u in use:
-            y = torch.cat([seqs[u], torch.full((B, 1), self.pad_id, device=dev, dtype=tgt.dtype)], 1)
-            y = y.scatter(1, tgt_len[:, None], self.eos_id)  # EOS right after the title
-            lab.append(y)
-        labels = torch.cat(lab)
+        rev = _reverse(tgt, tgt_len, tgt_len, self.pad_id)  # position j holds y[n-1-j]
+        seqs = {"l2r": tgt, "r2l": rev}
+        full = [(u, seqs[u], tgt_len, 0 if u == "l2r" else 1) for u in use]
+        interact = None
+        if self.cfg.bidirectional and len(use) == 2 and not self.cfg.halves:
+            if leak == "none" and self.cfg.interact != "top":
+                raise ValueError('leak="none" needs interact="top" (see the module docstring)')
+            if leak not in ("none", "gold"):
+                raise ValueError(f"unknown leak scheme {leak!r} (none | gold)")
+            interact = leak
+        enc = self.encode(src, src_mask)
+        metrics: dict[str, float] = {}
+        loss = self._teacher(enc, src, src_mask, full, interact, label_smoothing, metrics)
+        if self.cfg.halves and len(use) == 2:
+            m = (tgt_len + 1) // 2  # L2R half: y[:m]; R2L half: y[n-1] .. y[m]
+            first = tgt[:, : max(1, int(m.max()))]
+            first = first.masked_fill(torch.arange(first.shape[1], device=tgt.device)[None] >= m[:, None],
+                                      self.pad_id)
+            second = _reverse(tgt, tgt_len, tgt_len - m, self.pad_id)[:, : max(1, int((tgt_len - m).max()))]
+            halves = [("l2r_half", first, m, 2), ("r2l_half", second, tgt_len - m, 3)]
+            loss = loss + self._teacher(enc, src, src_mask, halves, "pair", label_smoothing, metrics)
+        return loss, metrics
+
+    def _teacher(self, enc: torch.Tensor, src: torch.Tensor, src_mask: torch.Tensor,
+                 parts: list[tuple[str, torch.Tensor, torch.Tensor, int]], interact: str | None,
+                 label_smoothing: float, metrics: dict[str, float]) -> torch.Tensor:
+        """Cross-entropy of one decoder pass over ``parts`` = [(name, tokens (B, L), lengths,
+        direction id)]; two parts are paired rows. ``interact``: None (no cross term), "none"
+        (leak-free one-hop mask), "gold" (s <= t) or "pair" (s <= t over the partner's inputs)."""
+        dev = src.device
+        B = src.shape[0]
+        T = max(p[1].shape[1] for p in parts) + 1
+        bos = torch.full((B, 1), self.bos_id, device=dev, dtype=torch.long)
+        inp, lab = [], []
+        for _, toks, lens, _ in parts:
+            toks = F.pad(toks, (0, T - 1 - toks.shape[1]), value=self.pad_id)
+            inp.append(torch.cat([bos, toks], 1)[:, :T])
+            y = torch.cat([toks, torch.full((B, 1), self.pad_id, device=dev, dtype=torch.long)], 1)
+            y = y.scatter(1, lens[:, None], self.eos_id)  # EOS right after the tokens
+            ok = torch.arange(T, device=dev)[None] <= lens[:, None]
+            lab.append(y.masked_fill(~ok, -100))
+        inp, labels = torch.cat(inp), torch.cat(lab)
         R = inp.shape[0]
-        pos_ok = torch.arange(T, device=dev)[None] <= tgt_len[:, None]  # (B, T) incl. EOS slot
-        pos_ok_r = pos_ok.repeat(len(use), 1)
-        labels = labels.masked_fill(~pos_ok_r, -100)
-        dirs = torch.cat([torch.full((B,), 0 if u == "l2r" else 1, device=dev) for u in use])
-        causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
+        dirs = torch.cat([torch.full((B,), p[3], device=dev) for p in parts])
+        ar = torch.arange(T, device=dev)
+        causal = ar[None, :] <= ar[:, None]
         own_mask = causal[None, None].expand(R, 1, T, T)
         other = None
-        if bidir:
-            other = causal[None].expand(B, T, T).clone()
-            if leak == "none":
-                if self.cfg.interact != "top":
-                    raise ValueError('leak="none" needs interact="top" (see the module docstring)')
-                t = torch.arange(T, device=dev)
-                limit = tgt_len[:, None] - 1 - t[None]  # s <= n - 1 - t
-                other &= torch.arange(T, device=dev)[None, None, :] <= limit[:, :, None]
-            elif leak != "gold":
-                raise ValueError(f"unknown leak scheme {leak!r} (none | gold)")
-            other = other.repeat(2, 1, 1)[:, None]
-        enc = self.encode(src, src_mask)
-        enc_r = enc.repeat(len(use), 1, 1)
-        src_r, mask_r = src.repeat(len(use), 1), src_mask.repeat(len(use), 1)
-        mems = self.memories(enc_r)
-        logp = self.run(inp, dirs, own_mask, other, mems, src_r, mask_r, enc_r)
+        if interact is not None:
+            if len(parts) != 2:
+                raise ValueError("interaction needs two paired directions")
+            other = causal[None].expand(R, T, T).clone()
+            if interact == "none":
+                limit = parts[0][2][:, None] - 1 - ar[None]  # s <= n - 1 - t
+                other &= (ar[None, None, :] <= limit[:, :, None]).repeat(2, 1, 1)
+            elif interact == "pair":  # only the partner's real inputs (BOS + its tokens)
+                partner = torch.cat([parts[1][2], parts[0][2]])
+                other &= ar[None, None, :] <= partner[:, None, None]
+            other = other[:, None]
+        n = len(parts)
+        enc_r = enc.repeat(n, 1, 1)
+        src_r, mask_r = src.repeat(n, 1), src_mask.repeat(n, 1)
+        logp = self.run(inp, dirs, own_mask, other, self.memories(enc_r), src_r, mask_r, enc_r)
         nll = F.nll_loss(logp.reshape(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=-100,
                          reduction="none").view(R, T)
         if label_smoothing:
             smooth = -logp.mean(-1)
             nll = (1 - label_smoothing) * nll + label_smoothing * smooth * (labels != -100)
-        metrics, loss = {}, 0.0
-        for k, u in enumerate(use):
+        loss = 0.0
+        for k, (name, *_rest) in enumerate(parts):
             rows = slice(k * B, (k + 1) * B)
-            n_tok = (labels[rows] != -100).sum().clamp(min=1)
-            ce = nll[rows].sum() / n_tok
+            ce = nll[rows].sum() / (labels[rows] != -100).sum().clamp(min=1)
             loss = loss + ce
-            metrics[f"ce_{u}"] = float(ce.detach())
-        return loss, metrics
+            metrics[f"ce_{name}"] = float(ce.detach())
+        return loss
 
     # -------------------------------------------------------------------------- inference
     def start_decoding(self, src: torch.Tensor, src_mask: torch.Tensor, rows_per_dir: int,
@@ -271,22 +300,25 @@ class BiSeq2Seq(nn.Module):
                 "caches": [{} for _ in self.layers], "dirs": d, "t": 0,
                 "bidir": self.cfg.bidirectional and nd == 2}
 
-    def step(self, state: dict[str, Any], tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one token per row (cached); returns next-token log-probs (rows, V)."""
+    def step(self, state: dict[str, Any], tokens: torch.Tensor,
+             valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Feed one token per row (cached); returns next-token log-probs (rows, V).
+        ``valid`` (rows, t + 1): which fed positions of each row its partner may attend."""
         t = state["t"]
         R = tokens.shape[0]
         own = torch.ones(R, 1, 1, t + 1, dtype=torch.bool, device=tokens.device)
-        other = own if state["bidir"] else None
+        other = _partner_mask(own, valid) if state["bidir"] else None
         out = self.run(tokens[:, None], state["dirs"], own, other, state["mems"], state["src"],
                        state["mask"], state["enc"], start=t, caches=state["caches"])
         state["t"] = t + 1
         return out[:, -1]
 
-    def step_uncached(self, state: dict[str, Any], prefix: torch.Tensor) -> torch.Tensor:
+    def step_uncached(self, state: dict[str, Any], prefix: torch.Tensor,
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
         """Same as :meth:`step` but recomputes the whole prefix (for testing the cache)."""
         R, T = prefix.shape
         causal = torch.ones(T, T, dtype=torch.bool, device=prefix.device).tril()[None, None].expand(R, 1, T, T)
-        other = causal if state["bidir"] else None
+        other = _partner_mask(causal, valid) if state["bidir"] else None
         out = self.run(prefix, state["dirs"], causal, other, state["mems"], state["src"],
                        state["mask"], state["enc"])
         return out[:, -1]
@@ -329,3 +361,19 @@ class BiSeq2Seq(nn.Module):
         if bad or unexpected:
             raise ValueError(f"{path}: decoder weights do not match (missing {bad}, unexpected {unexpected})")
         return model.to(device).eval(), enc.tokenizer, meta
+
+
+def _reverse(tgt: torch.Tensor, n: torch.Tensor, k: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Row-wise: position j < k holds tgt[n - 1 - j] (the last k tokens reversed), pad after."""
+    ar = torch.arange(tgt.shape[1], device=tgt.device)
+    idx = (n[:, None] - 1 - ar[None]).clamp(min=0)
+    return torch.where(ar[None] < k[:, None], tgt.gather(1, idx), torch.full_like(tgt, pad_id))
+
+
+def _partner_mask(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """``mask`` restricted to the keys the paired row (other half of the rows) marks valid."""
+    if valid is None:
+        return mask
+    half = valid.shape[0] // 2
+    partner = torch.cat([valid[half:], valid[:half]])
+    return mask & partner[:, None, None, :]

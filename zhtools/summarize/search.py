@@ -6,6 +6,12 @@ Bidirectional beam (SB-NMT): the beam of size ``beam`` is split into ``beam // 2
 ``beam // 2`` R2L hypotheses; hypothesis i of one half is paired with hypothesis i of the other
 (index pairing) and each attends to its partner's states at every step; top-k is taken within
 each half; finished hypotheses of both halves compete in one pool (R2L outputs reversed).
+
+Meet-in-the-middle beam (models trained with ``halves=True``): ``beam // 2`` pairs, each an L2R
+half (the text's beginning) and an R2L half (its end, reversed) decoded in the same step and
+attending to each other; a pair is finished once both halves have emitted EOS and its text is
+L2R half + reversed R2L half. Candidates per pair are the top 2K tokens of each live half
+(a finished half only "waits"), scored by the summed log-probability; pairs stay whole.
 """
 
 from __future__ import annotations
@@ -84,6 +90,10 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
     """
     if mode not in ("l2r", "r2l", "bidirectional"):
         raise ValueError(f"unknown mode {mode!r} (l2r | r2l | bidirectional)")
+    if mode == "bidirectional" and model.cfg.halves:
+        if beam < 2:
+            raise ValueError("bidirectional beam search needs beam >= 2")
+        return meet_search(model, src, src_mask, beam // 2, max_len, alpha, cache, nbest, no_repeat_ngram)
     if mode == "bidirectional":
         if beam < 2 or not model.cfg.bidirectional:
             raise ValueError("bidirectional beam search needs beam >= 2 and a bidirectional model")
@@ -157,6 +167,104 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
             prefix = torch.cat([prefix.index_select(0, rows), new_token.view(-1, 1)], 1)
         scores = new_scores
         tok = new_token.view(-1)
+    out = []
+    for b in range(B):
+        hyps = sorted(pool[b], key=lambda h: -h.score)
+        out.append(hyps if nbest else (hyps[0].text_ids() if hyps else []))
+    return out
+
+
+@torch.no_grad()
+def meet_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, pairs: int = 2,
+                max_len: int = 32, alpha: float = 0.6, cache: bool = True, nbest: bool = False,
+                no_repeat_ngram: int = 0) -> list[list[int]] | list[list[Hyp]]:
+    """Meet-in-the-middle beam search with ``pairs`` (L2R half, R2L half) hypotheses per source;
+    at most ``max_len`` tokens in all (each half at most ceil(max_len / 2))."""
+    K, B, dev = pairs, src.shape[0], src.device
+    st = model.start_decoding(src, src_mask, K, [2, 3])
+    half, pad, eos = B * K, model.pad_id, model.eos_id
+    steps = (max_len + 1) // 2 + 1  # tokens per half + its EOS
+    scores = torch.full((B, K), float("-inf"), device=dev)
+    scores[:, 0] = 0.0
+    seqs: list[list[int]] = [[] for _ in range(2 * half)]  # rows [L2R halves; R2L halves]
+    fin = torch.zeros(2 * half, dtype=torch.bool, device=dev)
+    tok = torch.full((2 * half,), model.bos_id, dtype=torch.long, device=dev)
+    prefix = tok[:, None]
+    valid = torch.zeros((2 * half, 0), dtype=torch.bool, device=dev)
+    pool: list[list[Hyp]] = [[] for _ in range(B)]
+    done = [False] * B
+    for t in range(steps):
+        valid = torch.cat([valid, ~fin[:, None]], 1)  # a finished half feeds PAD, hidden from its partner
+        logp = model.step(st, tok, valid) if cache else model.step_uncached(st, prefix, valid)
+        V = logp.shape[-1]
+        block_repeats(logp, seqs, no_repeat_ngram)
+        logp[:, pad] = float("-inf")  # PAD marks a finished half
+        if t == steps - 1:
+            forced = torch.full_like(logp, float("-inf"))
+            forced[:, eos] = logp[:, eos]
+            logp = forced
+        C = min(2 * K, V)
+        val, idx = logp.topk(C, dim=-1)  # (2*half, C)
+        wait = torch.full_like(val, float("-inf"))
+        wait[:, 0] = 0.0
+        val = torch.where(fin[:, None], wait, val)
+        idx = torch.where(fin[:, None], torch.full_like(idx, pad), idx)
+        vl, vr = val[:half].view(B, K, C, 1), val[half:].view(B, K, 1, C)
+        cand = (scores.view(B, K, 1, 1) + vl + vr).view(B, K * C * C)
+        top_s, top_i = cand.topk(min(2 * K, K * C * C), dim=-1)
+        il, ir, fl = idx[:half].tolist(), idx[half:].tolist(), fin.tolist()
+        new_scores = torch.full((B, K), float("-inf"), device=dev)
+        new_parent = torch.zeros((B, K), dtype=torch.long, device=dev)
+        new_l = torch.full((B, K), pad, dtype=torch.long, device=dev)
+        new_r = torch.full((B, K), pad, dtype=torch.long, device=dev)
+        ts, ti = top_s.tolist(), top_i.tolist()
+        for b in range(B):
+            if done[b]:
+                continue
+            k = 0
+            for rank, (sc, i) in enumerate(zip(ts[b], ti[b])):
+                if sc == float("-inf"):
+                    break
+                p, rest = divmod(i, C * C)
+                a, c = divmod(rest, C)
+                row = b * K + p
+                wl, wr = il[row][a], ir[row][c]
+                end_l = fl[row] or wl == eos
+                end_r = fl[half + row] or wr == eos
+                if end_l and end_r:
+                    if rank >= K:
+                        continue
+                    left, right = seqs[row], seqs[half + row]
+                    n = len(left) + len(right)
+                    pool[b].append(Hyp(left + right[::-1], sc / length_penalty(n + 2, alpha), sc, "meet"))
+                    continue
+                if k < K:
+                    new_scores[b, k], new_parent[b, k] = sc, p
+                    new_l[b, k] = pad if end_l else wl
+                    new_r[b, k] = pad if end_r else wr
+                    k += 1
+        best_alive = new_scores.amax(dim=1).tolist()
+        for b in range(B):
+            if done[b] or not pool[b]:
+                continue
+            best = max(h.score for h in pool[b])
+            bound = best_alive[b] / length_penalty(max_len + 2, alpha) if alpha > 0 else best_alive[b]
+            if len(pool[b]) >= K or bound < best or best_alive[b] == float("-inf"):
+                done[b] = True
+        if all(done):
+            break
+        parent_rows = (torch.arange(B, device=dev)[:, None] * K + new_parent).view(-1)
+        rows = torch.cat([parent_rows, parent_rows + half])
+        model.reorder(st, rows)
+        valid = valid.index_select(0, rows)
+        new_tok = torch.cat([new_l.view(-1), new_r.view(-1)])
+        old = [seqs[r] for r in rows.tolist()]
+        seqs = [s + [w] if w != pad else s for s, w in zip(old, new_tok.tolist())]
+        fin = new_tok == pad
+        if not cache:
+            prefix = torch.cat([prefix.index_select(0, rows), new_tok[:, None]], 1)
+        scores = new_scores
+        tok = new_tok
     out = []
     for b in range(B):
         hyps = sorted(pool[b], key=lambda h: -h.score)

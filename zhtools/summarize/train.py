@@ -158,6 +158,8 @@ def build_model(cfg: SummTrainConfig) -> tuple[BiSeq2Seq, ZhTokenizer]:
     enc = load_encoder(cfg.encoder, device="cpu", dtype=torch.float32)
     encoder = enc.model
     encoder.requires_grad_(True)
+    if cfg.decoder.halves and cfg.directions != "both":
+        raise ValueError("halves (meet-in-the-middle) training needs directions='both'")
     dcfg = DecoderConfig(**{**asdict(cfg.decoder), "bidirectional": cfg.directions == "both",
                             "max_len": max(cfg.decoder.max_len, cfg.tgt_len + 1)})
     tok = enc.tokenizer
@@ -186,10 +188,13 @@ def train_summarizer(cfg: SummTrainConfig, resume: bool = False) -> dict[str, An
         return m(b["src"].to(dev), b["src_mask"].to(dev), b["tgt"].to(dev), b["tgt_len"].to(dev),
                  leak=cfg.leak, label_smoothing=cfg.label_smoothing, directions=cfg.directions)
 
-    mode = "l2r" if cfg.directions != "both" else ("bidirectional" if cfg.dev_beam >= 2 else "l2r")
+    # dev ROUGE decodes the way the model is meant to be used: meet-in-the-middle models with the
+    # bidirectional search (one pair), others greedy L2R unless dev_beam >= 2
+    dev_beam = max(cfg.dev_beam, 2) if cfg.decoder.halves else cfg.dev_beam
+    mode = "l2r" if cfg.directions != "both" else ("bidirectional" if dev_beam >= 2 else "l2r")
 
     def eval_fn(m: BiSeq2Seq) -> dict[str, float]:
-        s = Summarizer(m, tok, beam=cfg.dev_beam, mode=mode, max_len=cfg.tgt_len, src_len=cfg.src_len)
+        s = Summarizer(m, tok, beam=dev_beam, mode=mode, max_len=cfg.tgt_len, src_len=cfg.src_len)
         preds = s([p[0] for p in dv])
         res = score_summ([p[1] for p in dv], preds)
         return {k: 100 * res[k] for k in ("rouge1", "rouge2", "rougeL", "bleu")}
