@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--distill-epochs", type=float, default=None,
+                    help="epochs for the successors (Theseus and the direct baseline); default --epochs")
+    ap.add_argument("--schedules", nargs="+", choices=["constant", "linear"], default=["constant", "linear"])
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--distill-lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=1)
@@ -108,7 +111,7 @@ def main() -> None:
 
         def run() -> dict:
             r = finetune(FinetuneConfig(model=args.model, out=str(out), seed=seed, lr=args.lr,
-                                        **common, **kw), resume=True)
+                                        **{**common, **kw}), resume=True)
             return {"dev_best": r["best"], **score_test(out / "best", test_set, posthoc_tau=1.0)}
 
         return cached(f"{name}/{seed}", run)
@@ -117,19 +120,23 @@ def main() -> None:
         ft("teacher", seed)
     L = len(encoder_layers(load_classifier(str(work / "teacher_s0" / "best"))[0]))
     k = L // 2
+    # successors trained longer than the teachers get their own names (and cache entries)
+    d_ep = args.distill_epochs if args.distill_epochs is not None else args.epochs
+    tag = "" if d_ep == args.epochs else f"-e{d_ep:g}"
+    direct, theseus = f"direct{k}{tag}", {s: f"theseus-{s}{tag}" for s in args.schedules}
     if not args.no_theseus:
         for seed in args.seeds:
-            ft(f"direct{k}", seed, layers=k)
-            for sched in ("constant", "linear"):
-                out = work / f"theseus-{sched}_s{seed}"
+            ft(direct, seed, layers=k, epochs=d_ep)
+            for sched in args.schedules:
+                out = work / f"{theseus[sched]}_s{seed}"
 
                 def run(sched=sched, out=out, seed=seed) -> dict:
                     r = distill(DistillConfig(teacher=str(work / f"teacher_s{seed}" / "best"),
                                               out=str(out), layers=k, schedule=sched, seed=seed,
-                                              lr=args.distill_lr, **common), resume=True)
+                                              lr=args.distill_lr, **{**common, "epochs": d_ep}), resume=True)
                     return {"dev_best": r["best"], **score_test(out / "best", test_set)}
 
-                cached(f"theseus-{sched}/{seed}", run)
+                cached(f"{theseus[sched]}/{seed}", run)
     if args.la:
         for seed in args.seeds:
             ft("teacher-la", seed, loss="la", tau=1.0)
@@ -139,7 +146,8 @@ def main() -> None:
 
     speed = {}
     if not args.no_theseus:
-        folders = {"teacher": work / "teacher_s0" / "best", "successor": work / "theseus-linear_s0" / "best"}
+        folders = {"teacher": work / "teacher_s0" / "best",
+                   "successor": work / f"{theseus[args.schedules[-1]]}_s0" / "best"}
         speed = throughput(folders, test_set.texts)
         speed["ratio"] = speed["successor"] / speed["teacher"]
 
@@ -151,9 +159,10 @@ def main() -> None:
 
     methods = [("teacher", f"teacher ({L} layers)", "")]
     if not args.no_theseus:
-        methods += [(f"direct{k}", f"first {k} layers fine-tuned directly", ""),
-                    ("theseus-constant", f"Theseus {L}->{k}, constant p=0.5", ""),
-                    ("theseus-linear", f"Theseus {L}->{k}, linear p", "")]
+        ep = f", {d_ep:g} epochs" if tag else ""
+        methods += [(direct, f"first {k} layers fine-tuned directly{ep}", "")]
+        methods += [(theseus[s], f"Theseus {L}->{k}, " + ("constant p=0.5" if s == "constant" else "linear p") + ep, "")
+                    for s in args.schedules]
     if args.la:
         methods += [("teacher", "teacher, post-hoc logit adjustment (tau=1)", "posthoc_"),
                     ("teacher-la", "teacher, logit-adjusted loss (tau=1)", "")]
@@ -170,10 +179,10 @@ def main() -> None:
     summary = {}
     if not args.no_theseus:
         t_acc = agg("teacher", "accuracy")[0]
-        d_acc = agg(f"direct{k}", "accuracy")[0]
-        for s in ("constant", "linear"):
-            a = agg(f"theseus-{s}", "accuracy")[0]
-            summary[f"theseus-{s}"] = {"share_of_teacher": a / t_acc, "minus_direct_points": 100 * (a - d_acc)}
+        d_acc = agg(direct, "accuracy")[0]
+        for s in args.schedules:
+            a = agg(theseus[s], "accuracy")[0]
+            summary[theseus[s]] = {"share_of_teacher": a / t_acc, "minus_direct_points": 100 * (a - d_acc)}
     if args.la:
         base = agg("teacher", "balanced_accuracy")[0]
         summary["logit_adjustment_points"] = {
@@ -183,10 +192,10 @@ def main() -> None:
         summary["lookahead"] = {"accuracy_std": agg("teacher-lookahead", "accuracy")[1],
                                 "adamw_accuracy_std": agg("teacher", "accuracy")[1]}
     note = (f"{args.dataset}: test split, mean ± std over seeds {args.seeds}; max_len {args.max_len}, "
-            f"{args.epochs} epochs per model, lr {args.lr} (distill {args.distill_lr}), CPU "
+            f"{args.epochs} epochs per teacher, {d_ep:g} per successor, lr {args.lr} (distill {args.distill_lr}), CPU "
             f"{args.threads} thread(s). Throughput (sentences/s, test set): {json.dumps(speed)}. "
             f"Summary: {json.dumps(summary)}")
-    write(f"distill_{args.dataset}", {"config": vars(args), "runs": cache, "throughput": speed,
+    write(f"distill_{args.dataset}{tag}", {"config": vars(args), "runs": cache, "throughput": speed,
                                       "summary": summary}, rows, note)
 
 

@@ -28,16 +28,25 @@ def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngra
     evals = [r for r in log if "eval" in r]
     steps = max((r["step"] for r in log), default=0)
     train_s = max((r.get("elapsed_s", 0) for r in log), default=0)
+    if meta["decoder"].get("halves"):
+        what = ["(full-length L2R and R2L directions without interaction, plus an L2R first half and an",
+                "R2L second half that attend to each other in every layer and meet in the middle: the",
+                "bidirectional mode decodes in ~n/2 steps; the halves are disjoint, so gold teacher forcing",
+                "leaks nothing; copy gate)."]
+        select = "meet-in-the-middle beam 2 ROUGE-L"
+    else:
+        what = ["(synchronous bidirectional attention in the top layer, leak-free training masks, copy gate)."]
+        select = "greedy L2R ROUGE-L"
     lines = [
         f"# {dest.name}", "",
         "Bidirectional seq2seq title generator (zhtools.summarize): the shipped zhtools-char-small",
         "encoder + a Transformer decoder shared by a left-to-right and a right-to-left direction",
-        "(synchronous bidirectional attention in the top layer, leak-free training masks, copy gate).",
+        *what,
         "",
         f"- parameters: {n_params / 1e6:.2f}M, weights fp16, {size / 2**20:.1f} MiB (safetensors)",
         f"- decoder: {json.dumps(meta['decoder'])}",
         f"- data: CLGE CSL `train.tsv` ({meta.get('train_pairs', '?')} title/abstract pairs, research use); "
-        "best epoch chosen on the first 300 pairs of `val.tsv` (greedy L2R ROUGE-L)",
+        f"best epoch chosen on the first 300 pairs of `val.tsv` ({select})",
         f"- source window {meta.get('src_len')} tokens (longer abstracts are truncated), titles up to "
         f"{meta.get('tgt_len')} tokens",
         f"- training: {steps} optimizer steps, {train_s / 60:.0f} min of the last run segment on a 2-core CPU "
