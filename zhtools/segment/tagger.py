@@ -134,11 +134,11 @@ class TaggerConfig:
     out: str
     teacher: str | None = None  # encoder for the impact segmenter (default shipped)
     base: str | None = None  # encoder to fine-tune as the tagger (default = teacher's)
-    layers: int | None = 2  # keep the first N layers (speed); None = all
+    layers: int | None = None  # keep the first N layers (speed); None = all
     sentences: int = 8000
     max_chars: int = 64
-    epochs: float = 3.0
-    lr: float = 2e-4
+    epochs: float = 15.0
+    lr: float = 5e-4
     batch_tokens: int = 4096
     seed: int = 0
     progress: bool = True
@@ -253,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", nargs="+", required=True, help="raw text files (.txt/.gz) or folders")
     ap.add_argument("--out", required=True)
     ap.add_argument("--teacher", default=None, help="encoder for the impact segmenter (default shipped)")
-    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--layers", type=int, default=None, help="keep the first N encoder layers (default all)")
     ap.add_argument("--sentences", type=int, default=8000)
-    ap.add_argument("--epochs", type=float, default=3.0)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--epochs", type=float, default=15.0)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("-q", "--quiet", action="store_true")
