@@ -29,9 +29,6 @@ def test_fill_mask_sanity() -> None:
     assert "国" in _top5(enc, "中华人民共和[MASK]")
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness of the CPU-trained model (held-out MLM acc "
-                   "0.30): top-5 for 北京是中国的首[MASK] measured as 。首次一国; strict, so a "
-                   "better shipped model that passes turns this into a failure to update")
 def test_fill_mask_capital() -> None:
     enc = load_encoder(None, head="mlm")
     assert "都" in _top5(enc, "北京是中国的首[MASK]")
