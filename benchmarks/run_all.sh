@@ -13,3 +13,5 @@ if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
 fi
 $PY benchmarks/bench_parse.py --sentences 200
+# summarizer (needs the trained run folder; the shipped fp16 copy also works as --model)
+$PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --threads 1
