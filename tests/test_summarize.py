@@ -156,24 +156,30 @@ def test_batch_decoding_matches_single() -> None:
         assert beam_search(model, one["src"], one["src_mask"], beam=4, max_len=8)[0] == outs[i]
 
 
-def test_train_resume_and_summarize_cli(tmp_path: Path) -> None:
-    """A tiny model learns to copy the first characters; resume after a crash gives the same
-    weights; the CLI writes one summary per line and warns about truncation."""
+def _copy_task(tmp_path: Path, seed: int, title_chars: int) -> list[str]:
+    """Tiny encoder folder + train/dev TSVs whose title is the text's first characters."""
+    import random
+
     from zhtools.models import save_model
 
     tok = tiny_tokenizer()
     model, _ = tiny_model()
     save_model(model.encoder, tok, tmp_path / "enc")
-    import random
-
-    rng = random.Random(0)
+    rng = random.Random(seed)
     chars = "今天我们去公园中国北京的一是了人在他有这个时地为子你说生年着就那和要她也得里自以"
     rows = []
     for _ in range(120):
         text = "".join(rng.choice(chars) for _ in range(rng.randint(8, 20)))
-        rows.append(f"{text[:4]}\t{text}")
+        rows.append(f"{text[:title_chars]}\t{text}")
     (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (tmp_path / "dev.tsv").write_text("\n".join(rows[:20]) + "\n", encoding="utf-8")
+    return rows
+
+
+def test_train_resume_and_summarize_cli(tmp_path: Path) -> None:
+    """A tiny model learns to copy the first characters; resume after a crash gives the same
+    weights; the CLI writes one summary per line and warns about truncation."""
+    rows = _copy_task(tmp_path, seed=0, title_chars=4)
     dcfg = DecoderConfig(layers=2, heads=2, ffn=64, max_len=16, dropout=0.0)
     base = dict(train=str(tmp_path / "train.tsv"), dev=str(tmp_path / "dev.tsv"), encoder=str(tmp_path / "enc"),
                 src_len=32, tgt_len=8, epochs=12, batch_tokens=256, lr=3e-3, progress=False,
@@ -224,21 +230,7 @@ def test_train_resume_and_summarize_cli(tmp_path: Path) -> None:
 def test_meet_in_the_middle_training_learns_copy_task(tmp_path: Path) -> None:
     """A halves model learns the copy task; dev ROUGE is computed with the meet search, and the
     same model also decodes its full-length L2R direction."""
-    import random
-
-    from zhtools.models import save_model
-
-    tok = tiny_tokenizer()
-    model, _ = tiny_model()
-    save_model(model.encoder, tok, tmp_path / "enc")
-    rng = random.Random(1)
-    chars = "今天我们去公园中国北京的一是了人在他有这个时地为子你说生年着就那和要她也得里自以"
-    rows = []
-    for _ in range(120):
-        text = "".join(rng.choice(chars) for _ in range(rng.randint(8, 20)))
-        rows.append(f"{text[:5]}\t{text}")
-    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (tmp_path / "dev.tsv").write_text("\n".join(rows[:20]) + "\n", encoding="utf-8")
+    rows = _copy_task(tmp_path, seed=1, title_chars=5)
     dcfg = DecoderConfig(layers=2, heads=2, ffn=64, max_len=16, dropout=0.0, interact="all", halves=True)
     cfg = SummTrainConfig(train=str(tmp_path / "train.tsv"), dev=str(tmp_path / "dev.tsv"),
                           encoder=str(tmp_path / "enc"), out=str(tmp_path / "m"), src_len=32, tgt_len=8,
