@@ -211,10 +211,6 @@ def _find_cycle(heads: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _tree_score(sc: np.ndarray, heads: list[int]) -> float:
-    return float(sc[heads, np.arange(1, len(heads) + 1)].sum())
-
-
 def mst(scores: np.ndarray, single_root: bool = True) -> list[int]:
     """Non-projective maximum spanning arborescence rooted at ROOT (Chu-Liu/Edmonds, numpy).
 

@@ -85,9 +85,7 @@ class BiAttention(nn.Module):
         p = self.drop if self.training else 0.0
         own = F.scaled_dot_product_attention(q, k, v, attn_mask=own_mask, dropout_p=p)
         if other_mask is not None:
-            half = x.shape[0] // 2
-            ko = torch.cat([k[half:], k[:half]])  # row i <-> row i of the other half
-            vo = torch.cat([v[half:], v[:half]])
+            ko, vo = _swap_halves(k), _swap_halves(v)  # row i <-> row i of the other half
             any_key = other_mask.any(-1, keepdim=True)  # rows with no allowed key get 0
             safe = other_mask | ~any_key
             oth = F.scaled_dot_product_attention(q, ko, vo, attn_mask=safe, dropout_p=p)
@@ -246,7 +244,7 @@ class BiSeq2Seq(nn.Module):
         inp, lab = [], []
         for _, toks, lens, _ in parts:
             toks = F.pad(toks, (0, T - 1 - toks.shape[1]), value=self.pad_id)
-            inp.append(torch.cat([bos, toks], 1)[:, :T])
+            inp.append(torch.cat([bos, toks], 1))
             y = torch.cat([toks, torch.full((B, 1), self.pad_id, device=dev, dtype=torch.long)], 1)
             y = y.scatter(1, lens[:, None], self.eos_id)  # EOS right after the tokens
             ok = torch.arange(T, device=dev)[None] <= lens[:, None]
@@ -374,6 +372,10 @@ def _partner_mask(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     """``mask`` restricted to the keys the paired row (other half of the rows) marks valid."""
     if valid is None:
         return mask
-    half = valid.shape[0] // 2
-    partner = torch.cat([valid[half:], valid[:half]])
-    return mask & partner[:, None, None, :]
+    return mask & _swap_halves(valid)[:, None, None, :]
+
+
+def _swap_halves(x: torch.Tensor) -> torch.Tensor:
+    """Rows ``[A; B]`` -> ``[B; A]``: each row's partner in the other direction (index pairing)."""
+    half = x.shape[0] // 2
+    return torch.cat([x[half:], x[:half]])

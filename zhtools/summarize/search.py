@@ -52,6 +52,34 @@ def block_repeats(logp: torch.Tensor, seqs: list[list[int]], n: int) -> None:
             logp[r, list(banned)] = float("-inf")
 
 
+def _only(logp: torch.Tensor, token: int) -> torch.Tensor:
+    """``logp`` with every token but ``token`` forbidden (forced termination)."""
+    forced = torch.full_like(logp, float("-inf"))
+    forced[:, token] = logp[:, token]
+    return forced
+
+
+def _mark_done(done: list[bool], pool: list[list[Hyp]], best_alive: list[float], enough: int,
+               max_tokens: int, alpha: float) -> None:
+    """A source is finished once its pool holds ``enough`` hypotheses, or no live hypothesis can
+    still beat the best finished one (scores only fall; the penalty is at most lp(max_tokens))."""
+    for b, alive in enumerate(best_alive):
+        if done[b] or not pool[b]:
+            continue
+        best = max(h.score for h in pool[b])
+        bound = alive / length_penalty(max_tokens, alpha) if alpha > 0 else alive
+        if len(pool[b]) >= enough or bound < best or alive == float("-inf"):
+            done[b] = True
+
+
+def _results(pool: list[list[Hyp]], nbest: bool) -> list[list[int]] | list[list[Hyp]]:
+    out = []
+    for hyps in pool:
+        hyps = sorted(hyps, key=lambda h: -h.score)
+        out.append(hyps if nbest else (hyps[0].text_ids() if hyps else []))
+    return out
+
+
 @torch.no_grad()
 def greedy(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, max_len: int = 32,
            direction: str = "l2r", no_repeat_ngram: int = 0) -> list[list[int]]:
@@ -90,13 +118,11 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
     """
     if mode not in ("l2r", "r2l", "bidirectional"):
         raise ValueError(f"unknown mode {mode!r} (l2r | r2l | bidirectional)")
-    if mode == "bidirectional" and model.cfg.halves:
-        if beam < 2:
-            raise ValueError("bidirectional beam search needs beam >= 2")
-        return meet_search(model, src, src_mask, beam // 2, max_len, alpha, cache, nbest, no_repeat_ngram)
     if mode == "bidirectional":
         if beam < 2 or not model.cfg.bidirectional:
             raise ValueError("bidirectional beam search needs beam >= 2 and a bidirectional model")
+        if model.cfg.halves:
+            return meet_search(model, src, src_mask, beam // 2, max_len, alpha, cache, nbest, no_repeat_ngram)
         dirs, K = [0, 1], beam // 2
     else:
         dirs, K = [0 if mode == "l2r" else 1], beam
@@ -120,9 +146,7 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
         seq_list = seqs.tolist()
         block_repeats(logp, seq_list, no_repeat_ngram)
         if t == max_len - 1:  # force termination: only EOS allowed at the last step
-            forced = torch.full_like(logp, float("-inf"))
-            forced[:, model.eos_id] = logp[:, model.eos_id]
-            logp = forced
+            logp = _only(logp, model.eos_id)
         cand = (scores.view(H, B, K, 1) + logp.view(H, B, K, V)).view(H, B, K * V)
         top_s, top_i = cand.topk(min(2 * K, K * V), dim=-1)  # (H, B, 2K)
         parent, token = top_i // V, top_i % V
@@ -148,16 +172,7 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
                     if k < K:
                         new_scores[h, b, k], new_parent[h, b, k], new_token[h, b, k] = s, p, w
                         k += 1
-        # a source is finished once its pool holds `beam` hypotheses, or no live hypothesis can
-        # still beat the best finished one (scores only fall; the penalty is at most lp(max_len))
-        best_alive = new_scores.amax(dim=(0, 2)).tolist()
-        for b in range(B):
-            if done[b] or not pool[b]:
-                continue
-            best = max(h.score for h in pool[b])
-            bound = best_alive[b] / length_penalty(max_len, alpha) if alpha > 0 else best_alive[b]
-            if len(pool[b]) >= beam or bound < best or best_alive[b] == float("-inf"):
-                done[b] = True
+        _mark_done(done, pool, new_scores.amax(dim=(0, 2)).tolist(), beam, max_len, alpha)
         if all(done):
             break
         rows = (torch.arange(H * B, device=dev)[:, None] * K + new_parent.view(H * B, K)).view(-1)
@@ -167,11 +182,7 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
             prefix = torch.cat([prefix.index_select(0, rows), new_token.view(-1, 1)], 1)
         scores = new_scores
         tok = new_token.view(-1)
-    out = []
-    for b in range(B):
-        hyps = sorted(pool[b], key=lambda h: -h.score)
-        out.append(hyps if nbest else (hyps[0].text_ids() if hyps else []))
-    return out
+    return _results(pool, nbest)
 
 
 @torch.no_grad()
@@ -200,9 +211,7 @@ def meet_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, pai
         block_repeats(logp, seqs, no_repeat_ngram)
         logp[:, pad] = float("-inf")  # PAD marks a finished half
         if t == steps - 1:
-            forced = torch.full_like(logp, float("-inf"))
-            forced[:, eos] = logp[:, eos]
-            logp = forced
+            logp = _only(logp, eos)
         C = min(2 * K, V)
         val, idx = logp.topk(C, dim=-1)  # (2*half, C)
         wait = torch.full_like(val, float("-inf"))
@@ -243,14 +252,7 @@ def meet_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, pai
                     new_l[b, k] = pad if end_l else wl
                     new_r[b, k] = pad if end_r else wr
                     k += 1
-        best_alive = new_scores.amax(dim=1).tolist()
-        for b in range(B):
-            if done[b] or not pool[b]:
-                continue
-            best = max(h.score for h in pool[b])
-            bound = best_alive[b] / length_penalty(max_len + 2, alpha) if alpha > 0 else best_alive[b]
-            if len(pool[b]) >= K or bound < best or best_alive[b] == float("-inf"):
-                done[b] = True
+        _mark_done(done, pool, new_scores.amax(dim=1).tolist(), K, max_len + 2, alpha)
         if all(done):
             break
         parent_rows = (torch.arange(B, device=dev)[:, None] * K + new_parent).view(-1)
@@ -265,8 +267,4 @@ def meet_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, pai
             prefix = torch.cat([prefix.index_select(0, rows), new_tok[:, None]], 1)
         scores = new_scores
         tok = new_tok
-    out = []
-    for b in range(B):
-        hyps = sorted(pool[b], key=lambda h: -h.score)
-        out.append(hyps if nbest else (hyps[0].text_ids() if hyps else []))
-    return out
+    return _results(pool, nbest)
