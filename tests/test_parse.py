@@ -166,6 +166,17 @@ def test_cli(tmp_path: Path, model_dir: str) -> None:
     r = _cli(["--kind", "constituency", "--format", "conllu", "--model", model_dir], b"")
     assert r.returncode == 2 and b"--kind dependency" in r.stderr
 
+    # --layer: the CLI parses like the API reading that layer; a bad value is a usage error
+    words = ["北京", "是", "中国", "的", "首都", "。"]
+    for layer, arg in ((-1, "last"), (1, "1"), ("middle", "middle")):
+        r = _cli(["--words-from-input", "--format", "json", "--layer", arg, "--model", model_dir, "-q"],
+                 " ".join(words).encode())
+        assert r.returncode == 0, r.stderr
+        want = Parser(model_dir, layer=layer).parse(words=words).heads
+        assert json.loads(r.stdout)["heads"] == want
+    r = _cli(["--layer", "top", "--model", model_dir], b"")
+    assert r.returncode == 2 and b"--layer" in r.stderr
+
 
 def _run(args):
     return subprocess.run([sys.executable, "-m", "zhtools", *args], capture_output=True,

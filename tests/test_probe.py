@@ -34,6 +34,19 @@ def test_word_units_and_layer(enc) -> None:
     o = oracle_matrix(enc, u, layer=1)
     assert r.shape == (5, 5)
     assert np.abs(r - o).max() / np.abs(o).max() <= 1e-4
+    # layer 1 of a deeper encoder runs a truncated view; the shared model keeps all its layers
+    n = enc.model.config.num_hidden_layers
+    assert n >= 2 and eng._model is not enc.model
+    assert len(eng._model.encoder.layer) == 1 and len(enc.model.encoder.layer) == n
+    mid = ImpactEngine(enc, layer="middle")
+    assert mid.layer == max(1, n // 2)
+    om = oracle_matrix(enc, u, layer=mid.layer)
+    assert np.abs(mid.full([u])[0].matrix - om).max() / np.abs(om).max() <= 1e-4
+    assert ImpactEngine(enc, layer=n).layer == ImpactEngine(enc, layer="last").layer == -1
+    with pytest.raises(ValueError):
+        ImpactEngine(enc, layer=n + 1)
+    with pytest.raises(ValueError):
+        ImpactEngine(enc, layer="first")
 
 
 def test_adjacent_matches_full(enc) -> None:

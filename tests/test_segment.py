@@ -118,3 +118,23 @@ def test_module_helpers_survive_subpackage_import(model_dir, seg) -> None:
     assert zhtools.lcut("北京是中国的首都", model=model_dir) == a == list(zhtools.cut("北京是中国的首都", model=model_dir))
     with pytest.raises(TypeError):
         zhtools.segment(b"bytes")
+
+
+def test_calibration_is_tied_to_the_layer(seg, tmp_path: Path) -> None:
+    """A stored calibration is reused only for the encoder layer it was fitted on."""
+    import json
+    import shutil
+
+    from zhtools.segment.segmenter import CALIBRATION_FILE, save_calibration
+
+    n = seg.engine.enc.model.config.num_hidden_layers
+    assert seg.calibration.layer == seg.engine.layer == max(1, n // 2)  # default "middle"
+    d = tmp_path / "m"
+    shutil.copytree(seg.model, d)
+    save_calibration(seg.calibration, d / CALIBRATION_FILE)
+    reused = Segmenter(str(d))
+    assert reused.ensure_calibrated().thresholds == seg.calibration.thresholds
+    last = Segmenter(str(d), layer=-1)
+    cal = last.ensure_calibrated()  # fitted anew on the bundled sample, for the last layer
+    assert cal.layer == -1 and cal.mu["impact"] != seg.calibration.mu["impact"]
+    assert json.loads((d / CALIBRATION_FILE).read_text())["layer"] == seg.calibration.layer

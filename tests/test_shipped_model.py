@@ -44,6 +44,9 @@ def test_plain_transformers_loads_it() -> None:
     assert (MODEL / "MODEL_CARD.md").exists()
     cal = json.loads((MODEL / "segmenter_calibration.json").read_text())
     assert cal["pairs"] > 1000
+    from zhtools.segment import Segmenter
+
+    assert cal["layer"] == Segmenter().engine.layer  # no re-calibration at first use
 
 
 def test_tokenizer_roundtrip_real_text() -> None:

@@ -242,6 +242,10 @@ def _parse(sub) -> None:
     p.add_argument("--kind", default="dependency", choices=["dependency", "constituency"])
     p.add_argument("--decoder", default="eisner", choices=["eisner", "mst"],
                    help="dependency decoder: eisner (projective) or mst (non-projective)")
+    from zhtools.eval.cli import layer_arg
+
+    p.add_argument("--layer", type=layer_arg, default="middle",
+                   help="encoder layer whose impacts are read: middle, last, or a number")
     p.add_argument("--format", default=argparse.SUPPRESS, choices=["conllu", "brackets", "json"],
                    help="output format (default: conllu for dependency, brackets for "
                    "constituency; conllu needs --kind dependency)")
@@ -269,7 +273,7 @@ def _run_parse(args) -> int:
     fmt = getattr(args, "format", None) or ("conllu" if args.kind == "dependency" else "brackets")
     if fmt == "conllu" and args.kind != "dependency":
         args._parse_parser.error("--format conllu needs --kind dependency")
-    parser = Parser(args.model, kind=args.kind, decoder=args.decoder)
+    parser = Parser(args.model, kind=args.kind, decoder=args.decoder, layer=args.layer)
 
     def process(batch: list[tuple[int, str]]) -> list[str]:
         texts = [t for _n, t in batch]

@@ -23,6 +23,16 @@ class InputError(Exception):
     """Bad user input; reported as a one-line error with exit code 2."""
 
 
+def layer_arg(v: str) -> int | str:
+    """``--layer`` values: ``middle``, ``last`` or an integer index."""
+    if v in ("middle", "last"):
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected middle, last or an integer, got {v!r}") from None
+
+
 def _common() -> argparse.ArgumentParser:
     c = argparse.ArgumentParser(add_help=False)
     c.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
@@ -176,7 +186,7 @@ def _run_dep(args: argparse.Namespace) -> int:
     else:  # parse the gold sentences with zhtools
         from zhtools.parse import Parser
 
-        parser = Parser(args.model, decoder=args.decoder)
+        parser = Parser(args.model, decoder=args.decoder, layer=args.layer)
         texts = ["".join(s.words) for s in gold]
         if args.words == "gold":
             res_p = parser.parse_many(texts, [s.words for s in gold])
@@ -215,7 +225,7 @@ def _run_const(args: argparse.Namespace) -> int:
         from zhtools.parse import Parser
         from zhtools.parse.decoders import tree_spans
 
-        parser = Parser(args.model, kind="constituency")
+        parser = Parser(args.model, kind="constituency", layer=args.layer)
         res = parser.parse_many(["".join(s.words) for s, _b in keep], [s.words for s, _b in keep])
         pred = [tree_spans(r.tree) for r in res]
     out = bracket_f1([b for _s, b in keep], pred)
@@ -320,6 +330,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "(then attachments are scored through spans and word_f1 is reported)")
     d.add_argument("--decoder", choices=["eisner", "mst"], default="eisner")
     d.add_argument("--model", default=None, help="encoder for zhtools parsing (default: shipped)")
+    d.add_argument("--layer", type=layer_arg, default="middle",
+                   help="encoder layer for zhtools parsing: middle, last, or a number")
     d.add_argument("--seed", type=int, default=0, help="seed for --baseline random")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=_run_dep)
@@ -336,6 +348,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     b.add_argument("--gold", required=True, help="gold CoNLL-U file")
     b.add_argument("--baseline", choices=["right-branching", "left-branching"])
     b.add_argument("--model", default=None, help="encoder (default: shipped)")
+    b.add_argument("--layer", type=layer_arg, default="middle",
+                   help="encoder layer for MART: middle, last, or a number")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_run_const)
 

@@ -19,6 +19,7 @@ read from that window. Pairs that never share a window get impact 0 (reported in
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,36 @@ import torch
 from zhtools.models.loader import LoadedEncoder, cached_encoder
 from zhtools.text.batching import Batch, BatchStats, pad, token_batches
 from zhtools.text.tokenizer import stitch_ranges, windows
+
+
+def resolve_layer(model: torch.nn.Module, layer: int | str) -> int:
+    """``layer`` as an index into ``hidden_states`` (-1 = last): ``"last"`` -> -1,
+    ``"middle"`` -> ``max(1, L // 2)``, an int in ``-1..L`` as given (``L`` -> -1)."""
+    n = int(getattr(model.config, "num_hidden_layers", 0))
+    if layer == "last":
+        return -1
+    if layer == "middle":
+        return max(1, n // 2) if n else -1
+    if not isinstance(layer, int) or isinstance(layer, bool):
+        raise ValueError(f"layer must be an int, 'middle' or 'last', got {layer!r}")
+    if n and not -1 <= layer <= n:
+        raise ValueError(f"layer must be in -1..{n} for this {n}-layer encoder, got {layer}")
+    return -1 if layer == n else layer
+
+
+def truncated(model: torch.nn.Module, k: int) -> torch.nn.Module:
+    """A view of ``model`` running only its first ``k`` layers (parameters shared, the original
+    untouched), whose ``last_hidden_state`` is the full model's ``hidden_states[k]``; ``model``
+    itself when ``k`` is -1 or the layers are not an ``encoder.layer`` ModuleList."""
+    enc = getattr(model, "encoder", None)
+    layers = getattr(enc, "layer", None)
+    if k < 1 or not isinstance(layers, torch.nn.ModuleList) or k >= len(layers):
+        return model
+    m, e = copy.copy(model), copy.copy(enc)
+    m._modules, e._modules = dict(model._modules), dict(enc._modules)  # copies do not alias
+    e.layer = layers[:k]
+    m.encoder = e
+    return m
 
 
 @dataclass
@@ -85,7 +116,10 @@ class ImpactEngine:
     """Compute impact matrices with any HF encoder (BERT, RoBERTa, ALBERT, ...).
 
     ``encoder``: a :class:`LoadedEncoder`, a model name/folder, or ``None`` (shipped default).
-    ``layer``: hidden layer to read (-1 = last; 0 = embeddings). ``metric``: euclidean | cosine.
+    ``layer``: hidden layer to read (-1 or ``"last"`` = last; 0 = embeddings; ``"middle"`` = layer
+    ``max(1, L // 2)`` of an L-layer encoder). Reading layer k < L runs only the first k layers
+    when the encoder keeps its layers in ``encoder.layer`` (BERT, RoBERTa, ELECTRA, ...), else
+    the full model with ``output_hidden_states``. ``metric``: euclidean | cosine.
     ``budget``: padded tokens per forward batch.
     """
 
@@ -93,7 +127,7 @@ class ImpactEngine:
         self,
         encoder: LoadedEncoder | str | None = None,
         *,
-        layer: int = -1,
+        layer: int | str = -1,
         metric: str = "euclidean",
         budget: int = 8192,
         window: int | None = None,
@@ -105,7 +139,8 @@ class ImpactEngine:
         self.enc = encoder if isinstance(encoder, LoadedEncoder) else cached_encoder(
             None if encoder is None else str(encoder))
         self.tok = self.enc.tokenizer
-        self.layer = layer
+        self.layer = resolve_layer(self.enc.model, layer)
+        self._model = truncated(self.enc.model, self.layer)
         self.metric = metric
         self.budget = budget
         self.window = window or (self.enc.max_tokens - 2)
@@ -196,7 +231,7 @@ class ImpactEngine:
     def _forward(self, items: list[tuple[_Window, tuple[int, ...]]], store: bool) -> None:
         if not items:
             return
-        model, dev = self.enc.model, self.enc.device
+        model, dev = self._model, self.enc.device
         mask_id = self.tok.mask_id
         for b in token_batches(items, lambda it: len(it[0].ids), self.budget, pool=1 << 16, stats=self.stats):
             self._batch(b, model, dev, mask_id, store)
@@ -212,7 +247,7 @@ class ImpactEngine:
         ids, attn = pad(seqs, self.tok.pad_id)
         T = ids.shape[1]
         ids, attn = ids.to(dev), attn.to(dev)
-        if self.layer == -1:
+        if self.layer == -1 or model is not self.enc.model:  # last layer, or a truncated copy
             h = model(input_ids=ids, attention_mask=attn).last_hidden_state
         else:
             h = model(input_ids=ids, attention_mask=attn, output_hidden_states=True).hidden_states[self.layer]

@@ -102,6 +102,7 @@ class Calibration:
     sd: dict[str, float]
     pairs: int
     source: str
+    layer: int = -1  # encoder layer the impact statistics were read from (resolved index)
 
     @property
     def threshold(self) -> float:  # single-signal impact threshold in z units
@@ -129,6 +130,7 @@ class Segmenter:
         fixed_threshold: float = 8.0,
         signals: Sequence[str] | None = None,
         ngram_stats: str | Path | None = None,
+        layer: int | str = "middle",
         progress: bool = False,
     ) -> None:
         if rule not in RULES:
@@ -139,6 +141,7 @@ class Segmenter:
         self.context = context
         self.budget = budget
         self.fixed_threshold = fixed_threshold
+        self.layer = layer
         self.progress = progress
         self.calibration: Calibration | None = None
         self._engine: ImpactEngine | None = None
@@ -171,7 +174,7 @@ class Segmenter:
     @property
     def engine(self) -> ImpactEngine:
         if self._engine is None:
-            self._engine = ImpactEngine(self.model, budget=self.budget)
+            self._engine = ImpactEngine(self.model, layer=self.layer, budget=self.budget)
         return self._engine
 
     # ------------------------------------------------------------------ public API
@@ -248,12 +251,13 @@ class Segmenter:
             out["pmi"] = np.concatenate(vals) if vals else np.zeros(0)
         return out
 
-    def calibrate(self, texts: Sequence[str], source: str = "input") -> Calibration:
+    def calibrate(self, texts: Sequence[str], source: str = "input", coh=None) -> Calibration:  # noqa: ANN001
         """Fit per-signal mean/std and Otsu thresholds of every signal combination on
-        unlabelled ``texts`` (no gold segmentation involved)."""
+        unlabelled ``texts`` (no gold segmentation involved); ``coh``: their precomputed
+        :meth:`cohesion`."""
         runs_text, d1s, d2s = [], [], []
         if "impact" in self.signals:
-            for t, runs in zip(texts, self.cohesion(texts)):
+            for t, runs in zip(texts, self.cohesion(texts) if coh is None else coh):
                 for s0, a, b in runs:
                     runs_text.append(t[s0 : s0 + len(a) + 1])
                     d1s.append(a)
@@ -271,7 +275,7 @@ class Segmenter:
             z = sum(np.nan_to_num((feats[n] - mu[n]) / sd[n]) for n in combo)
             thresholds["+".join(combo)] = otsu_threshold(z)
         n = int(next(iter(feats.values())).size)
-        self.calibration = Calibration(thresholds, mu, sd, n, source)
+        self.calibration = Calibration(thresholds, mu, sd, n, source, self._layer_index())
         return self.calibration
 
     def ensure_calibrated(self) -> Calibration:
@@ -282,7 +286,8 @@ class Segmenter:
             shipped = folder / CALIBRATION_FILE
             if shipped.exists():
                 d = json.loads(shipped.read_text(encoding="utf-8"))
-                if all(n in d.get("mu", {}) for n in self.signals):
+                same_layer = "impact" not in self.signals or d.get("layer", -1) == self._layer_index()
+                if same_layer and all(n in d.get("mu", {}) for n in self.signals):
                     self.calibration = Calibration(**d)
                     return self.calibration
             p = SAMPLES / "calibration.txt"
@@ -291,6 +296,10 @@ class Segmenter:
         return self.calibration
 
     # ------------------------------------------------------------------ internals
+    def _layer_index(self) -> int:
+        """The resolved encoder layer (loads the encoder only when impacts are used)."""
+        return self.engine.layer if "impact" in self.signals or self.rule == "threshold" else -1
+
     def _segment_chunk(self, texts: list[str], coh=None) -> list[list[str]]:  # noqa: ANN001
         runs_per_text = [presplit(t) for t in texts]
         has_runs = self.rule != "chars" and any(k == "han" and e - s > 1 for r in runs_per_text for s, e, k in r)

@@ -71,7 +71,8 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
         "",
         "## Segmenter calibration",
         f"`segmenter_calibration.json`: label-free z-score statistics and Otsu thresholds fitted on "
-        f"{cal['pairs']:,} adjacent character pairs of `data/samples/calibration.txt` (no gold labels).",
+        f"{cal['pairs']:,} adjacent character pairs of `data/samples/calibration.txt` (no gold labels), "
+        f"for impacts read at layer {cal.get('layer', -1)} (-1 = last) of {cfg['num_hidden_layers']}.",
         "",
         "## Exact commands",
         "```",

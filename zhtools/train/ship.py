@@ -1,6 +1,7 @@
 """Ship a pretraining run as the embedded default encoder.
 
     python -m zhtools.train.ship RUN_DIR data/models/zhtools-char-small
+    python -m zhtools.train.ship --calibrate data/models/zhtools-char-small   # calibration only
 
 Copies the final masked-LM as fp16 safetensors (halves the size; loaded back as fp32 on CPU),
 the tokenizer, the run's ``pretrain_info.json`` / ``log.jsonl``, and writes
@@ -21,7 +22,6 @@ import torch
 def ship(run_dir: str | Path, dest: str | Path) -> Path:
     from transformers import AutoModelForMaskedLM
 
-    from zhtools.segment.segmenter import CALIBRATION_FILE, Segmenter, save_calibration
     from zhtools.text import ZhTokenizer
 
     run_dir, dest = Path(run_dir), Path(dest)
@@ -32,13 +32,25 @@ def ship(run_dir: str | Path, dest: str | Path) -> Path:
     for name in ("pretrain_info.json", "log.jsonl", "vocab_info.json", "pretrain_config.json"):
         if (run_dir / name).exists():
             shutil.copy(run_dir / name, dest / name)
-    (dest / CALIBRATION_FILE).unlink(missing_ok=True)
-    seg = Segmenter(str(dest))
-    cal = seg.ensure_calibrated()
-    save_calibration(cal, dest / CALIBRATION_FILE)
-    print(json.dumps(cal.__dict__))
+    write_calibration(dest)
     return dest
 
 
+def write_calibration(dest: str | Path) -> dict:
+    """(Re)fit the default segmenter's label-free calibration for the model in ``dest`` on the
+    bundled sample and store it there (``python -m zhtools.train.ship --calibrate DIR``)."""
+    from zhtools.segment.segmenter import CALIBRATION_FILE, Segmenter, save_calibration
+
+    dest = Path(dest)
+    (dest / CALIBRATION_FILE).unlink(missing_ok=True)
+    cal = Segmenter(str(dest)).ensure_calibrated()
+    save_calibration(cal, dest / CALIBRATION_FILE)
+    print(json.dumps(cal.__dict__))
+    return cal.__dict__
+
+
 if __name__ == "__main__":
-    ship(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--calibrate":
+        write_calibration(sys.argv[2])
+    else:
+        ship(sys.argv[1], sys.argv[2])
