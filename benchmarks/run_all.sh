@@ -7,11 +7,16 @@ PY=.venv/bin/python
 [ -n "${SKIP_BATCHING:-}" ] || $PY benchmarks/bench_batching.py
 $PY benchmarks/bench_pretrain.py
 $PY benchmarks/bench_probe.py
-$PY benchmarks/bench_segment.py --no-random                          # full PKU test, all rules/signals + jieba
+$PY benchmarks/bench_segment.py          # full PKU test: middle + last layer, all rules/signals, random init, jieba
+$PY benchmarks/bench_segment_layers.py   # label-free layer choice vs People's Daily dev F1
 $PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped vs random init, same shape
 if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
 fi
-$PY benchmarks/bench_parse.py --sentences 200
+$PY benchmarks/bench_parse.py --sentences 60
+# distillation, logit adjustment, Lookahead (3 seeds each; ~4 CPU-hours in all on one thread)
+$PY benchmarks/bench_distill.py --dataset chnsenticorp --lookahead --epochs 3 --lr 3e-4 --distill-lr 3e-4
+$PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --distill-epochs 5 --schedules linear --lr 3e-4 --distill-lr 3e-4
+$PY benchmarks/bench_distill.py --dataset smp2020-usual --la --epochs 1 --lr 3e-4 --distill-lr 3e-4
 # summarizer (needs the trained run folder; the shipped fp16 copy also works as --model)
 $PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --threads 1
