@@ -28,6 +28,7 @@ from common import ROOT, SHARED, require, write  # noqa: E402
 from zhtools.eval.cws import read_words, score_cws  # noqa: E402
 from zhtools.models.loader import default_model_path  # noqa: E402
 from zhtools.segment import Segmenter  # noqa: E402
+from zhtools.segment.segmenter import calibration_lines  # noqa: E402
 
 
 def pfr_sample(n: int) -> list[list[str]]:
@@ -47,8 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     gold = pfr_sample(args.lines)
     texts = ["".join(g) for g in gold]
-    cal_lines = [x.strip() for x in (ROOT / "data" / "samples" / "calibration.txt")
-                 .read_text(encoding="utf-8").splitlines() if x.strip()]
+    cal_lines = calibration_lines()
     words = read_words(SHARED / "icwb2_sighan2005" / "gold" / "pku_training_words.utf8")
     from transformers import AutoConfig
 

@@ -224,6 +224,8 @@ command(_eval)
 # ---------------------------------------------------------------------- parse
 @command
 def _parse(sub) -> None:
+    from zhtools.eval.cli import layer_arg
+
     p = _sub(sub, "parse", "unsupervised dependency or constituency parsing (one parse per "
              "non-empty input line)",
              "  echo '北京是中国的首都。' | zhtools parse\n"
@@ -242,8 +244,6 @@ def _parse(sub) -> None:
     p.add_argument("--kind", default="dependency", choices=["dependency", "constituency"])
     p.add_argument("--decoder", default="eisner", choices=["eisner", "mst"],
                    help="dependency decoder: eisner (projective) or mst (non-projective)")
-    from zhtools.eval.cli import layer_arg
-
     p.add_argument("--layer", type=layer_arg, default="middle",
                    help="encoder layer whose impacts are read: middle, last, or a number")
     p.add_argument("--format", default=argparse.SUPPRESS, choices=["conllu", "brackets", "json"],

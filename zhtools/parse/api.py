@@ -201,9 +201,10 @@ class Parser:
     :func:`~zhtools.parse.decoders.choose_root_scores`. ``layer``: encoder layer read
     (``"middle"``, default, = layer ``max(1, L // 2)`` of an L-layer encoder; -1 = last; or an
     index). The middle layer was chosen on UD GSDSimp *dev* (150 sentences, shipped 4-layer
-    encoder, Eisner UAS by layer 1/2/3/4: 0.157/0.247/0.203/0.200); only the first layers run. ``budget``: padded tokens per forward batch. ``segmenter``: used when no words are
-    given (default: a ``Segmenter`` on the same model; the loaded encoder is shared with it
-    when both use the same model).
+    encoder, Eisner UAS by layer 1/2/3/4: 0.157/0.247/0.203/0.200); only the first layers run.
+    ``budget``: padded tokens per forward batch. ``segmenter``: used when no words are given
+    (default: a ``Segmenter`` on the same model; the loaded encoder is shared with it when both
+    use the same model).
     """
 
     def __init__(

@@ -60,6 +60,7 @@ _RUNS = re.compile(
     re.DOTALL,
 )
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+CALIBRATION_SAMPLE = SAMPLES / "calibration.txt"
 RULES = ("otsu", "dp", "threshold", "chars")
 CALIBRATION_FILE = "segmenter_calibration.json"
 NGRAM_STATS = Path(__file__).resolve().parents[2] / "data" / "models" / "zh-bigram-wiki-laws" / "bigrams.npz"
@@ -69,6 +70,12 @@ def presplit(text: str) -> list[tuple[int, int, str]]:
     """Deterministic runs ``(start, end, kind)`` covering ``text``; kind in
     han | alnum | space | other."""
     return [(m.start(), m.end(), m.lastgroup or "other") for m in _RUNS.finditer(text)]
+
+
+def calibration_lines() -> list[str]:
+    """The non-empty, stripped lines of the bundled unlabelled calibration sample."""
+    text = CALIBRATION_SAMPLE.read_text(encoding="utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -290,9 +297,7 @@ class Segmenter:
                 if same_layer and all(n in d.get("mu", {}) for n in self.signals):
                     self.calibration = Calibration(**d)
                     return self.calibration
-            p = SAMPLES / "calibration.txt"
-            lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            self.calibrate(lines, source=str(p.name))
+            self.calibrate(calibration_lines(), source=CALIBRATION_SAMPLE.name)
         return self.calibration
 
     # ------------------------------------------------------------------ internals
