@@ -29,6 +29,13 @@ def test_presplit_rules() -> None:
                     ("，", "other"), ("😀", "other"), (" ", "space"), ("Hello", "alnum"), ("世界", "han")]
     text = "１９９８年3张G20 20G 1,000万元"
     assert [text[s:e] for s, e, _k in presplit(text)] == ["１９９８年", "3", "张", "G20", " ", "20G", " ", "1,000万", "元"]
+    # signed numbers, middle-dot decimals, fractions, ratios; repeated dashes/ellipses are one token
+    text = "气温－5℃，比分3∶0，占1／3，增长１４·９％。他说——好……对...5－3"
+    assert [text[s:e] for s, e, _k in presplit(text)] == [
+        "气温", "－5", "℃", "，", "比分", "3∶0", "，", "占", "1／3", "，", "增长", "１４·９％", "。", "他说",
+        "——", "好", "……", "对", "...", "5", "－", "3"]
+    text = "G-20和马克思·恩格斯—"
+    assert [text[s:e] for s, e, _k in presplit(text)] == ["G", "-", "20", "和马克思", "·", "恩格斯", "—"]
 
 
 _CHARS = st.sampled_from(list("中国人的一是了北京首都天气好，。！？ \t\n1a.%😀\x00") + ["\U00020000", "\u0301"])

@@ -3,9 +3,11 @@
 Pipeline (always lossless, ``''.join(words) == text``):
 
 1. **Pre-split** deterministically into runs: Arabic numbers (half/full width, with internal
-   ``.``/``,`` between digits: ``5.2``, ``1,000``); Hanzi runs; Latin/alphanumeric runs
-   (``GDP``, ``G20``); whitespace runs; every other character alone (punctuation, emoji,
-   symbols). Only Hanzi runs of 2+ characters go to the model. **Numerals**: an Arabic number
+   ``.``/``,``/``·`` decimal or thousands marks, ``／`` fractions and ``∶`` ratios between
+   digits: ``5.2``, ``１４·９``, ``1,000``, ``1／3``, ``3∶0``; a minus sign that starts a number
+   belongs to it: ``－5``); Hanzi runs; Latin/alphanumeric runs (``GDP``, ``G20``); whitespace
+   runs; runs of one repeated dash or ellipsis character (``——``, ``……``, ``...``) as one
+   token; every other character alone (punctuation, emoji, symbols). Only Hanzi runs of 2+ characters go to the model. **Numerals**: an Arabic number
    keeps a directly following calendar/time unit (年月日时分秒), magnitude (万, 亿) or percent
    sign as one word (``1998年``, ``３０％``, ``5万``), the convention shared by the PKU, MSR
    and CTB standards; measure words stay separate words (``3 张``, ``5 个``). Hanzi numerals
@@ -48,10 +50,18 @@ from zhtools.probe.engine import ImpactEngine
 from zhtools.text.tokenizer import is_cjk, split_sentences
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3007\U00020000-\U0002fa1f"
+_DIGIT = r"[0-9\uff10-\uff19]"
+_ALNUM = r"[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+# digits joined by a decimal point (., full-width, or the middle dot PKU/People's Daily use),
+# thousands comma, fraction slash or ratio colon: 5.2, １４·９, 1,000, 1／3, 3∶0
+_NUMBER = rf"{_DIGIT}+(?:[.\uff0e\u00b7,/\uff0f\u2236]{_DIGIT}+)*"
 _RUNS = re.compile(
-    r"(?P<num>[0-9\uff10-\uff19]+(?:[.\uff0e,][0-9\uff10-\uff19]+)*"
+    # a minus sign directly before a number that does not follow an alphanumeric: －5, -0.4
+    rf"(?P<num>(?:(?<!{_ALNUM})[-\uff0d\u2212](?={_DIGIT}))?{_NUMBER}"
     r"(?:[年月日时分秒]|[万亿]+|[%\uff05])"
-    r"|[0-9\uff10-\uff19]+(?:[.\uff0e,][0-9\uff10-\uff19]+)*(?![0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]))"
+    rf"|(?:(?<!{_ALNUM})[-\uff0d\u2212](?={_DIGIT}))?{_NUMBER}(?!{_ALNUM}))"
+    # a run of one repeated dash or ellipsis character is one token: ——, ———, ……, ...
+    r"|(?P<punct>(?P<rep>[\u2014\u2015\u2026\u2500.\uff0e\uff5e~-])(?P=rep)+)"
     rf"|(?P<han>[{_HAN}]+)"
     r"|(?P<alnum>[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+"
     r"(?:[.,\uff0e\uff0c][0-9\uff10-\uff19]+)*)"
