@@ -220,6 +220,28 @@ def test_distill_trains_only_successor_and_resume_is_exact(tmp_path: Path, monke
         assert torch.allclose(want[k], got[k], atol=1e-6), k
 
 
+def test_tune_head_trains_head_only_in_successor_finetuning(tmp_path: Path) -> None:
+    teacher = tiny_classifier(tmp_path)
+    before = _load(teacher)[0].state_dict()
+    head = ("bert.pooler.dense.weight", "classifier.weight", "classifier.bias")
+    # replacement never ends (replace_frac 1): the head stays frozen even with tune_head
+    th = distill(_distill_cfg(tmp_path, teacher, "always", replace_frac=1.0, tune_head=True))["theseus"]
+    assert {id(p) for p in th.head_parameters()} == {id(p) for p in (th.model.bert.pooler.dense.weight,
+                                                                     th.model.bert.pooler.dense.bias,
+                                                                     th.model.classifier.weight,
+                                                                     th.model.classifier.bias)}
+    for n in head:
+        assert torch.equal(th.model.state_dict()[n], before[n]), n
+    # half replacement, half successor fine-tuning: the head moves, the predecessor does not
+    th = distill(_distill_cfg(tmp_path, teacher, "tuned", replace_frac=0.5, tune_head=True))["theseus"]
+    st = th.model.state_dict()
+    for n in head:
+        assert not torch.equal(st[n], before[n]), n
+    assert torch.equal(st["bert.encoder.layer.0.predecessor.0.attention.self.query.weight"],
+                       before["bert.encoder.layer.0.attention.self.query.weight"])
+    assert torch.equal(st["bert.embeddings.word_embeddings.weight"], before["bert.embeddings.word_embeddings.weight"])
+
+
 # ----------------------------------------------------------------------- fine-tuning
 def test_finetune_learns_toy_task_and_classifier_cli(tmp_path: Path) -> None:
     tiny_bert_folder(tmp_path / "enc")

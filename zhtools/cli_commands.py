@@ -373,6 +373,8 @@ def _distill(sub) -> None:
                    help="successor layers copied from the first k or evenly spaced layers")
     p.add_argument("--replace-embeddings", action="store_true",
                    help="the embedding layer is a replaceable module too")
+    p.add_argument("--tune-head", action="store_true",
+                   help="once p = 1 (successor fine-tuning), the pooler/classifier head trains too (Su's phase 3)")
     _train_args(p)
     p.set_defaults(func=_run_distill)
 
@@ -382,7 +384,8 @@ def _run_distill(args) -> int:
 
     cfg = DistillConfig(teacher=args.teacher, layers=args.layers, schedule=args.schedule, p=args.p,
                         replace_frac=args.replace_frac, slope=args.slope, b=args.b, init=args.init,
-                        replace_embeddings=args.replace_embeddings, **_train_common(args))
+                        replace_embeddings=args.replace_embeddings, tune_head=args.tune_head,
+                        **_train_common(args))
     return _report(distill(cfg, resume=args.resume), args.out)
 
 

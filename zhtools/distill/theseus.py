@@ -6,7 +6,9 @@ Each module gets a successor layer (a copy of the predecessor's first k layers b
 evenly spaced layers). During training, every batch draws an independent Bernoulli(p) gate per
 module: 1 runs the successor layer, 0 runs the module's r predecessor layers. Only successor
 parameters train (the predecessor, pooler and classifier stay frozen); the loss is the task
-cross-entropy. Optionally the embedding layer is a replaceable module too (Su's variant).
+cross-entropy. Optionally the embedding layer is a replaceable module too (Su's variant), and
+optionally (``tune_head``) the pooler/classifier head trains too once p reaches 1, i.e. during
+successor fine-tuning (Su's third phase).
 Inference runs the successor alone, and :func:`export_successor` writes a plain k-layer HF model.
 
 Schedules: ``constant`` (p for the replacing phase, then p = 1: successor fine-tuning) and
@@ -125,6 +127,12 @@ class Theseus:
     def successor_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.modules for p in m.successor.parameters()]
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters outside the embeddings and the encoder layers (pooler, classifier)."""
+        base = self.model.base_model
+        inner = {id(p) for p in base.embeddings.parameters()} | {id(p) for p in base.encoder.parameters()}
+        return [p for p in self.model.parameters() if id(p) not in inner]
+
     def predecessor_state(self) -> dict[str, torch.Tensor]:
         """Copies of every frozen tensor (for checking that training leaves them unchanged)."""
         succ = {id(p) for p in self.successor_parameters()}
@@ -174,6 +182,7 @@ class DistillConfig(ClsTrainConfig):
     b: float = 0.3
     init: str = "first"
     replace_embeddings: bool = False
+    tune_head: bool = False  # train the pooler/classifier head too once p = 1
 
 
 def load_classifier(path: str):
@@ -195,6 +204,9 @@ def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     data = prepare(cfg, tok, names)
     th = Theseus(model, cfg.layers, cfg.init, cfg.replace_embeddings, cfg.seed)
+    head = th.head_parameters() if cfg.tune_head else []
+    for q in head:  # in the optimizer from the start; the schedule hook freezes them while p < 1
+        q.requires_grad_(True)
 
     def hook(trainer) -> None:  # noqa: ANN001
         steps = trainer.cfg.steps
@@ -208,6 +220,9 @@ def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:
 
         def loss_fn(m, batch):  # noqa: ANN001, ANN202
             p = sched(trainer.step)
+            if cfg.tune_head:  # frozen while replacing, trainable in successor fine-tuning
+                for q in head:
+                    q.requires_grad_(p >= 1.0)
             th.sample(p, trainer.micro)
             loss, metrics = base(m, batch)
             return loss, {**metrics, "p": p}
@@ -216,8 +231,9 @@ def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:
 
     info = {"distilled_from": str(cfg.teacher), "theseus": {
         "layers": cfg.layers, "schedule": cfg.schedule, "p": cfg.p, "replace_frac": cfg.replace_frac,
-        "slope": cfg.slope, "b": cfg.b, "init": cfg.init, "replace_embeddings": cfg.replace_embeddings}}
-    res = run_classifier_training(model, tok, cfg, data, params=th.successor_parameters(),
+        "slope": cfg.slope, "b": cfg.b, "init": cfg.init, "replace_embeddings": cfg.replace_embeddings,
+        "tune_head": cfg.tune_head}}
+    res = run_classifier_training(model, tok, cfg, data, params=th.successor_parameters() + head,
                                   resume=resume, prepare_fn=hook, export_model=export_successor,
                                   info=info)
     res["theseus"] = th
