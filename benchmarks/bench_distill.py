@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--schedules", nargs="+", choices=["constant", "linear"], default=["constant", "linear"])
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--distill-lr", type=float, default=1e-4)
+    ap.add_argument("--direct-lr", type=float, default=None, help="lr of the direct shallow baseline; default --lr")
+    ap.add_argument("--suffix", default="", help="appended to the results file name (e.g. -dlr1e-3)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default=None, help="base encoder (default: shipped)")
     ap.add_argument("--la", action="store_true", help="also train logit-adjusted teachers")
@@ -110,8 +112,8 @@ def main() -> None:
         out = work / f"{name}_s{seed}"
 
         def run() -> dict:
-            r = finetune(FinetuneConfig(model=args.model, out=str(out), seed=seed, lr=args.lr,
-                                        **{**common, **kw}), resume=True)
+            r = finetune(FinetuneConfig(model=args.model, out=str(out), seed=seed,
+                                        **{**common, "lr": args.lr, **kw}), resume=True)
             return {"dev_best": r["best"], **score_test(out / "best", test_set, posthoc_tau=1.0)}
 
         return cached(f"{name}/{seed}", run)
@@ -123,10 +125,12 @@ def main() -> None:
     # successors trained longer than the teachers get their own names (and cache entries)
     d_ep = args.distill_epochs if args.distill_epochs is not None else args.epochs
     tag = "" if d_ep == args.epochs else f"-e{d_ep:g}"
-    direct, theseus = f"direct{k}{tag}", {s: f"theseus-{s}{tag}" for s in args.schedules}
+    d_lr = args.direct_lr or args.lr
+    direct = f"direct{k}{tag}" + ("" if d_lr == args.lr else f"-lr{d_lr:g}")
+    theseus = {s: f"theseus-{s}{tag}" for s in args.schedules}
     if not args.no_theseus:
         for seed in args.seeds:
-            ft(direct, seed, layers=k, epochs=d_ep)
+            ft(direct, seed, layers=k, epochs=d_ep, lr=d_lr)
             for sched in args.schedules:
                 out = work / f"{theseus[sched]}_s{seed}"
 
@@ -192,10 +196,11 @@ def main() -> None:
         summary["lookahead"] = {"accuracy_std": agg("teacher-lookahead", "accuracy")[1],
                                 "adamw_accuracy_std": agg("teacher", "accuracy")[1]}
     note = (f"{args.dataset}: test split, mean ± std over seeds {args.seeds}; max_len {args.max_len}, "
-            f"{args.epochs} epochs per teacher, {d_ep:g} per successor, lr {args.lr} (distill {args.distill_lr}), CPU "
+            f"{args.epochs} epochs per teacher, {d_ep:g} per successor, lr {args.lr} (distill {args.distill_lr}, "
+            f"direct {args.direct_lr or args.lr}), CPU "
             f"{args.threads} thread(s). Throughput (sentences/s, test set): {json.dumps(speed)}. "
             f"Summary: {json.dumps(summary)}")
-    write(f"distill_{args.dataset}{tag}", {"config": vars(args), "runs": cache, "throughput": speed,
+    write(f"distill_{args.dataset}{tag}{args.suffix}", {"config": vars(args), "runs": cache, "throughput": speed,
                                       "summary": summary}, rows, note)
 
 
