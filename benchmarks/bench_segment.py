@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--name", default="segment")
     ap.add_argument("--no-random", action="store_true")
     ap.add_argument("--no-last", action="store_true", help="skip the last-layer rows (reference layer)")
+    ap.add_argument("--random-only", action="store_true",
+                    help="only the randomly initialised twin (run beside a --no-random run)")
     args = ap.parse_args()
     gold = read_segmented(require(SHARED / "icwb2_sighan2005" / "gold" / "pku_test_gold.utf8"))
     words = read_words(SHARED / "icwb2_sighan2005" / "gold" / "pku_training_words.utf8")
@@ -91,10 +93,11 @@ def main() -> None:
                  "recall": s["recall"], "oov_recall": s["oov_recall"], "iv_recall": s["iv_recall"]})
     rules = [("otsu", ("impact",)), ("otsu", ("pmi",)), ("otsu", ("impact", "pmi")),
              ("dp", ("impact",)), ("dp", ("impact", "pmi")), ("threshold", ("impact",))]
-    run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules)
+    if not args.random_only:
+        run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules)
     # the last layer (the reference's choice; its fixed threshold 8 is defined on it)
     last_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi")), ("threshold", ("impact",))]
-    if not args.no_last:
+    if not (args.no_last or args.random_only):
         run_model(Path(args.model).name, args.model, texts, gold, words, rows, last_rules, layer="last")
     if not args.no_random:
         rules_r = [r for r in rules if r[1] != ("pmi",) and r[0] != "threshold"]
