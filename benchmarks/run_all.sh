@@ -20,5 +20,6 @@ $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --distill-epoc
 # successor lr 1e-3 (chosen on seed-0 dev) for Theseus and the direct baseline alike
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --suffix=-lr1e-3
 $PY benchmarks/bench_distill.py --dataset smp2020-usual --la --epochs 1 --lr 3e-4 --distill-lr 3e-4
+$PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --suffix=-lr1e-3
 # summarizer (needs the trained run folder; the shipped fp16 copy also works as --model)
 $PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --threads 1
