@@ -127,7 +127,8 @@ def main() -> None:
     tag = "" if d_ep == args.epochs else f"-e{d_ep:g}"
     d_lr = args.direct_lr or args.lr
     direct = f"direct{k}{tag}" + ("" if d_lr == args.lr else f"-lr{d_lr:g}")
-    theseus = {s: f"theseus-{s}{tag}" for s in args.schedules}
+    t_tag = tag + ("" if args.distill_lr == args.lr else f"-lr{args.distill_lr:g}")  # own cache entries
+    theseus = {s: f"theseus-{s}{t_tag}" for s in args.schedules}
     if not args.no_theseus:
         for seed in args.seeds:
             ft(direct, seed, layers=k, epochs=d_ep, lr=d_lr)
