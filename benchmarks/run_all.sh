@@ -7,7 +7,8 @@ PY=.venv/bin/python
 [ -n "${SKIP_BATCHING:-}" ] || $PY benchmarks/bench_batching.py
 $PY benchmarks/bench_pretrain.py
 $PY benchmarks/bench_probe.py
-$PY benchmarks/bench_segment.py          # full PKU test: middle + last layer, all rules/signals, random init, jieba
+$PY benchmarks/bench_segment.py --no-last --no-random   # full PKU test: all rules/signals, jieba (drop --no-last for last-layer rows)
+$PY benchmarks/bench_segment.py --random-only --name segment_random   # random-init twin of the same shape
 $PY benchmarks/bench_segment_layers.py   # label-free layer choice vs People's Daily dev F1
 $PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped vs random init, same shape
 if [ -n "${1:-}" ]; then
