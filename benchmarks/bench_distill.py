@@ -198,7 +198,7 @@ def main() -> None:
                                 "adamw_accuracy_std": agg("teacher", "accuracy")[1]}
     note = (f"{args.dataset}: test split, mean ± std over seeds {args.seeds}; max_len {args.max_len}, "
             f"{args.epochs} epochs per teacher, {d_ep:g} per successor, lr {args.lr} (distill {args.distill_lr}, "
-            f"direct {args.direct_lr or args.lr}), CPU "
+            f"direct {d_lr}), CPU "
             f"{args.threads} thread(s). Throughput (sentences/s, test set): {json.dumps(speed)}. "
             f"Summary: {json.dumps(summary)}")
     write(f"distill_{args.dataset}{tag}{args.suffix}", {"config": vars(args), "runs": cache, "throughput": speed,

@@ -220,9 +220,8 @@ def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:
 
         def loss_fn(m, batch):  # noqa: ANN001, ANN202
             p = sched(trainer.step)
-            if cfg.tune_head:  # frozen while replacing, trainable in successor fine-tuning
-                for q in head:
-                    q.requires_grad_(p >= 1.0)
+            for q in head:  # tune_head: frozen while replacing, trained in successor fine-tuning
+                q.requires_grad_(p >= 1.0)
             th.sample(p, trainer.micro)
             loss, metrics = base(m, batch)
             return loss, {**metrics, "p": p}

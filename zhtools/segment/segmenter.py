@@ -7,11 +7,12 @@ Pipeline (always lossless, ``''.join(words) == text``):
    digits: ``5.2``, ``１４·９``, ``1,000``, ``1／3``, ``3∶0``; a minus sign that starts a number
    belongs to it: ``－5``); Hanzi runs; Latin/alphanumeric runs (``GDP``, ``G20``); whitespace
    runs; runs of one repeated dash or ellipsis character (``——``, ``……``, ``...``) as one
-   token; every other character alone (punctuation, emoji, symbols). Only Hanzi runs of 2+ characters go to the model. **Numerals**: an Arabic number
-   keeps a directly following calendar/time unit (年月日时分秒), magnitude (万, 亿) or percent
-   sign as one word (``1998年``, ``３０％``, ``5万``), the convention shared by the PKU, MSR
-   and CTB standards; measure words stay separate words (``3 张``, ``5 个``). Hanzi numerals
-   (``二○○一年``, ``三十``) are ordinary Hanzi and are segmented by the model.
+   token; every other character alone (punctuation, emoji, symbols). Only Hanzi runs of 2+
+   characters go to the model. **Numerals**: an Arabic number keeps a directly following
+   calendar/time unit (年月日时分秒), magnitude (万, 亿) or percent sign as one word
+   (``1998年``, ``３０％``, ``5万``), the convention shared by the PKU, MSR and CTB standards;
+   measure words stay separate words (``3 张``, ``5 个``). Hanzi numerals (``二○○一年``,
+   ``三十``) are ordinary Hanzi and are segmented by the model.
 2. **Adjacent impacts** for every neighbouring character pair, read in the context of the whole
    line (2n-1 perturbed sequences per line, batched across lines): ``d1`` = impact of the left
    character on the right one, ``d2`` = the reverse; cohesion ``c = log((d1 + d2) / 2)``. The
@@ -52,19 +53,19 @@ from zhtools.text.tokenizer import is_cjk, split_sentences
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3007\U00020000-\U0002fa1f"
 _DIGIT = r"[0-9\uff10-\uff19]"
 _ALNUM = r"[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+# a minus sign directly before a number that does not follow an alphanumeric: －5, -0.4
+_SIGN = rf"(?:(?<!{_ALNUM})[-\uff0d\u2212](?={_DIGIT}))?"
 # digits joined by a decimal point (., full-width, or the middle dot PKU/People's Daily use),
 # thousands comma, fraction slash or ratio colon: 5.2, １４·９, 1,000, 1／3, 3∶0
-_NUMBER = rf"{_DIGIT}+(?:[.\uff0e\u00b7,/\uff0f\u2236]{_DIGIT}+)*"
+_NUMBER = rf"{_SIGN}{_DIGIT}+(?:[.\uff0e\u00b7,/\uff0f\u2236]{_DIGIT}+)*"
 _RUNS = re.compile(
-    # a minus sign directly before a number that does not follow an alphanumeric: －5, -0.4
-    rf"(?P<num>(?:(?<!{_ALNUM})[-\uff0d\u2212](?={_DIGIT}))?{_NUMBER}"
-    r"(?:[年月日时分秒]|[万亿]+|[%\uff05])"
-    rf"|(?:(?<!{_ALNUM})[-\uff0d\u2212](?={_DIGIT}))?{_NUMBER}(?!{_ALNUM}))"
+    # a number keeps a directly following date/time unit, magnitude or percent sign; otherwise
+    # it must not run into Latin letters (then it is part of an alnum run: 20G)
+    rf"(?P<num>{_NUMBER}(?:[年月日时分秒]|[万亿]+|[%\uff05]|(?!{_ALNUM})))"
     # a run of one repeated dash or ellipsis character is one token: ——, ———, ……, ...
     r"|(?P<punct>(?P<rep>[\u2014\u2015\u2026\u2500.\uff0e\uff5e~-])(?P=rep)+)"
     rf"|(?P<han>[{_HAN}]+)"
-    r"|(?P<alnum>[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+"
-    r"(?:[.,\uff0e\uff0c][0-9\uff10-\uff19]+)*)"
+    rf"|(?P<alnum>{_ALNUM}+(?:[.,\uff0e\uff0c]{_DIGIT}+)*)"
     r"|(?P<space>\s+)"
     r"|(?P<other>.)",
     re.DOTALL,
