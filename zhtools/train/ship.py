@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -49,8 +48,24 @@ def write_calibration(dest: str | Path) -> dict:
     return cal.__dict__
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "--calibrate":
-        write_calibration(sys.argv[2])
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m zhtools.train.ship", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calibrate", metavar="MODEL_DIR", help="only refit MODEL_DIR's segmenter calibration")
+    ap.add_argument("run_dir", nargs="?", help="pretraining run folder (zhtools pretrain --out)")
+    ap.add_argument("dest", nargs="?", help="destination model folder")
+    a = ap.parse_args(argv)
+    if a.calibrate:
+        if a.run_dir or a.dest:
+            ap.error("--calibrate takes only the model folder")
+        write_calibration(a.calibrate)
+    elif a.run_dir and a.dest:
+        ship(a.run_dir, a.dest)
     else:
-        ship(sys.argv[1], sys.argv[2])
+        ap.error("give RUN_DIR DEST, or --calibrate MODEL_DIR")
+
+
+if __name__ == "__main__":
+    main()
