@@ -3,6 +3,8 @@ random BERT: lossless docs, the same words and trees as the zhtools API, batchin
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 spacy = pytest.importorskip("spacy")
@@ -66,10 +68,12 @@ def test_parser_sets_one_tree_per_sentence(nlp, model_dir) -> None:
     assert [t.head.i + 1 if t.dep_ != "ROOT" else 0 for t in doc] == res.heads
 
 
-def test_pipe_equals_one_by_one_and_roundtrip(nlp, tmp_path) -> None:
+def test_pipe_pickle_and_disk_roundtrip(nlp, tmp_path) -> None:
     piped = list(nlp.pipe(TEXTS, batch_size=3))
     single = [nlp(x) for x in TEXTS]
     assert [_heads(d) for d in piped] == [_heads(d) for d in single]
+    clone = pickle.loads(pickle.dumps(nlp))  # what nlp.pipe(n_process=K) ships to workers
+    assert [_heads(clone(x)) for x in TEXTS] == [_heads(d) for d in single]
     nlp.to_disk(tmp_path / "pipeline")
     back = spacy.load(tmp_path / "pipeline")
     assert back.pipe_names == ["zhtools_parser"]

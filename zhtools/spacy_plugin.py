@@ -42,22 +42,57 @@ __all__ = ["ZhtoolsParser", "ZhtoolsTokenizer", "create_tokenizer", "make_parser
 _SETTINGS = "zhtools.json"
 
 
-class ZhtoolsTokenizer:
+class _Settings:
+    """spaCy serialisation of a component that is fully described by its ``settings`` (the
+    encoder is referenced by name or path, reloaded lazily after loading)."""
+
+    settings: dict[str, Any]
+    _impl: Any = None  # the zhtools object, built on first use from the settings
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def _get(self) -> Any:
+        if self._impl is None:
+            self._impl = self._build()
+        return self._impl
+
+    def _reset(self) -> None:
+        self._impl = None
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        return json.dumps(self.settings).encode()
+
+    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = ()):  # noqa: ANN201
+        self.settings.update(json.loads(data))
+        self._reset()
+        return self
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / _SETTINGS).write_bytes(self.to_bytes())
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()):  # noqa: ANN201
+        return self.from_bytes((Path(path) / _SETTINGS).read_bytes())
+
+
+class ZhtoolsTokenizer(_Settings):
     """A spaCy tokenizer over :class:`zhtools.segment.Segmenter` (lossless)."""
 
     def __init__(self, vocab: Vocab, model: str | None = None, rule: str = "otsu",
                  batch_size: int = 64) -> None:
         self.vocab = vocab
         self.settings = {"model": model, "rule": rule, "batch_size": batch_size}
-        self._segmenter = None
+
+    def _build(self) -> Any:
+        from zhtools.segment import Segmenter
+
+        return Segmenter(self.settings["model"], rule=self.settings["rule"])
 
     @property
     def segmenter(self):  # noqa: ANN201
-        if self._segmenter is None:
-            from zhtools.segment import Segmenter
-
-            self._segmenter = Segmenter(self.settings["model"], rule=self.settings["rule"])
-        return self._segmenter
+        return self._get()
 
     def _doc(self, text: str, words: list[str]) -> Doc:
         ws, spaces = get_words_and_spaces(words, text) if words else ([], [])
@@ -74,23 +109,6 @@ class ZhtoolsTokenizer:
             for text, words in zip(batch, self.segmenter.segment_many(batch)):
                 yield self._doc(text, words)
 
-    # serialisation (nlp.to_disk / from_disk / to_bytes)
-    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
-        return json.dumps(self.settings).encode()
-
-    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = ()) -> ZhtoolsTokenizer:
-        self.settings.update(json.loads(data))
-        self._segmenter = None
-        return self
-
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / _SETTINGS).write_bytes(self.to_bytes())
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> ZhtoolsTokenizer:
-        return self.from_bytes((Path(path) / _SETTINGS).read_bytes())
-
 
 @registry.tokenizers("zhtools.Tokenizer.v1")
 def create_tokenizer(model: str | None = None, rule: str = "otsu", batch_size: int = 64):  # noqa: ANN201
@@ -102,23 +120,23 @@ def create_tokenizer(model: str | None = None, rule: str = "otsu", batch_size: i
     return make
 
 
-class ZhtoolsParser:
+class ZhtoolsParser(_Settings):
     """Pipeline component: unsupervised dependency heads from perturbed masking."""
 
     def __init__(self, name: str = "zhtools_parser", model: str | None = None,
                  decoder: str = "eisner", layer: Any = "middle", batch_size: int = 64) -> None:
         self.name = name
         self.settings = {"model": model, "decoder": decoder, "layer": layer, "batch_size": batch_size}
-        self._parser = None
+
+    def _build(self) -> Any:
+        from zhtools.parse import Parser
+
+        s = self.settings
+        return Parser(s["model"], decoder=s["decoder"], layer=s["layer"])
 
     @property
     def parser(self):  # noqa: ANN201
-        if self._parser is None:
-            from zhtools.parse import Parser
-
-            s = self.settings
-            self._parser = Parser(s["model"], decoder=s["decoder"], layer=s["layer"])
-        return self._parser
+        return self._get()
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
@@ -131,22 +149,6 @@ class ZhtoolsParser:
             for doc, plan in zip(batch, plans):
                 _set_heads(doc, [(toks, next(results).heads) for toks, _w in plan])
                 yield doc
-
-    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
-        return json.dumps(self.settings).encode()
-
-    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = ()) -> ZhtoolsParser:
-        self.settings.update(json.loads(data))
-        self._parser = None
-        return self
-
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / _SETTINGS).write_bytes(self.to_bytes())
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> ZhtoolsParser:
-        return self.from_bytes((Path(path) / _SETTINGS).read_bytes())
 
 
 @Language.factory(
