@@ -145,3 +145,41 @@ def test_calibration_is_tied_to_the_layer(seg, tmp_path: Path) -> None:
     cal = last.ensure_calibrated()  # fitted anew on the bundled sample, for the last layer
     assert cal.layer == -1 and cal.mu["impact"] != seg.calibration.mu["impact"]
     assert json.loads((d / CALIBRATION_FILE).read_text())["layer"] == seg.calibration.layer
+
+
+def test_concurrent_first_use_loads_once(tmp_path: Path, monkeypatch) -> None:
+    """A service's worker threads calling zhtools.segment at once: one model load, one
+    calibration, the same words as sequential calls."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from helpers import SAMPLE_TEXT, tiny_encoder
+
+    import zhtools
+    from zhtools.models import loader
+    from zhtools.segment import segmenter as segmod
+
+    tiny_encoder("bert", tmp_path)
+    model = str(tmp_path / "bert")
+    loads, fits = [], []
+    real_load, real_cal = loader.load_encoder, segmod.Segmenter.calibrate
+
+    def slow_load(*a, **kw):  # noqa: ANN002, ANN003, ANN202 - widen the race window
+        loads.append(threading.get_ident())
+        time.sleep(0.3)
+        return real_load(*a, **kw)
+
+    def counted_cal(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        fits.append(1)
+        time.sleep(0.1)
+        return real_cal(self, *a, **kw)
+
+    monkeypatch.setattr(loader, "load_encoder", slow_load)
+    monkeypatch.setattr(segmod.Segmenter, "calibrate", counted_cal)
+    texts = [SAMPLE_TEXT[k : k + 12 + k % 9] for k in range(24)]
+    with ThreadPoolExecutor(8) as ex:
+        par = list(ex.map(lambda t: zhtools.segment(t, model=model), texts))
+    assert len(loads) == 1 and len(fits) == 1
+    assert par == [zhtools.segment(t, model=model) for t in texts]
+    assert all("".join(w) == t for w, t in zip(par, texts))

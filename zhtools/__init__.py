@@ -11,6 +11,7 @@ Module-level helpers use lazily built default instances (like jieba)::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,15 +22,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from zhtools.segment import Segmenter
 
 _segmenters: dict[str | None, Segmenter] = {}
+_DEFAULTS_LOCK = threading.RLock()  # the default instances are built once, whatever the threads
 
 
 def get_segmenter(model: str | None = None) -> Segmenter:
     """The process-wide default :class:`Segmenter` for ``model`` (built on first use)."""
     from zhtools.segment import Segmenter
 
-    if model not in _segmenters:
-        _segmenters[model] = Segmenter(model)
-    return _segmenters[model]
+    with _DEFAULTS_LOCK:
+        if model not in _segmenters:
+            _segmenters[model] = Segmenter(model)
+        return _segmenters[model]
 
 
 def _segment_text(text: str, model: str | None = None) -> list[str]:
@@ -60,9 +63,10 @@ def get_parser(model: str | None = None, kind: str = "dependency") -> Parser:
     from zhtools.parse import Parser
 
     key = (model, kind)
-    if key not in _parsers:
-        _parsers[key] = Parser(model, kind=kind, segmenter=get_segmenter(model))
-    return _parsers[key]
+    with _DEFAULTS_LOCK:
+        if key not in _parsers:
+            _parsers[key] = Parser(model, kind=kind, segmenter=get_segmenter(model))
+        return _parsers[key]
 
 
 def _parse_text(text: str, model: str | None = None, kind: str = "dependency") -> ParseResult:

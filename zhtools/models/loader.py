@@ -4,6 +4,7 @@ a local folder through the Auto classes. Weights are read from safetensors only.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -177,9 +178,18 @@ def load_trainable(name_or_path: str | os.PathLike | None, auto_cls, **kw) -> tu
 
 
 @lru_cache(maxsize=4)
-def cached_encoder(name_or_path: str | None = None, head: str | None = None) -> LoadedEncoder:
-    """Process-wide cache so module-level helpers load each model once."""
+def _cached_encoder(name_or_path: str | None, head: str | None) -> LoadedEncoder:
     return load_encoder(name_or_path, head=head)
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_encoder(name_or_path: str | None = None, head: str | None = None) -> LoadedEncoder:
+    """Process-wide cache so module-level helpers load each model once (thread-safe:
+    concurrent first calls from a service's worker threads load it once)."""
+    with _CACHE_LOCK:
+        return _cached_encoder(name_or_path, head)
 
 
 def save_model(model: torch.nn.Module, tokenizer: ZhTokenizer | None, out: str | os.PathLike) -> Path:

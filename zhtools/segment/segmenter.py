@@ -40,6 +40,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,9 @@ def _combos(signals: Sequence[str]) -> list[tuple[str, ...]]:
     for k in range(1, len(signals) + 1):
         out.extend(itertools.combinations(signals, k))
     return out
+
+
+_CALIBRATION_LOCK = threading.RLock()
 
 
 class Segmenter:
@@ -298,7 +302,14 @@ class Segmenter:
 
     def ensure_calibrated(self) -> Calibration:
         """Use the model folder's ``segmenter_calibration.json`` if present (the shipped model
-        has one, fitted on the bundled sample), else fit on the bundled sample now."""
+        has one, fitted on the bundled sample), else fit on the bundled sample now (once, also
+        when threads ask at the same time)."""
+        if self.calibration is not None:
+            return self.calibration
+        with _CALIBRATION_LOCK:
+            return self._load_or_fit_calibration()
+
+    def _load_or_fit_calibration(self) -> Calibration:
         if self.calibration is None:
             folder = Path(self.model) if self.model is not None else default_model_path()
             shipped = folder / CALIBRATION_FILE

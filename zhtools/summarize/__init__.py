@@ -6,6 +6,7 @@ summarizes with a lazily loaded default :class:`Summarizer` (the shipped CSL mod
 """
 
 import sys
+import threading
 import types
 from functools import lru_cache
 
@@ -24,8 +25,16 @@ __all__ = ["BiSeq2Seq", "DecoderConfig", "SummTrainConfig", "Summarizer", "beam_
 
 
 @lru_cache(maxsize=4)
-def _loaded(model: str | None):  # noqa: ANN202
+def _cached(model: str | None):  # noqa: ANN202
     return Summarizer(model)
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def _loaded(model: str | None):  # noqa: ANN202
+    with _LOAD_LOCK:  # concurrent first calls (service threads) load the model once
+        return _cached(model)
 
 
 def get_summarizer(model: str | None = None, beam: int = 4, mode: str = "bidirectional") -> Summarizer:
