@@ -86,3 +86,17 @@ def test_empty_inputs(enc) -> None:
     res = eng.full(["", "中"])
     assert res[0].matrix.shape == (0, 0) and res[1].matrix.shape == (1, 1)
     assert eng.adjacent([""])[0].shape == (0, 2)
+
+
+def test_bf16_autocast_is_close_to_fp32(enc) -> None:
+    from zhtools.models.loader import cpu_has_native_bf16
+    from zhtools.segment import Segmenter
+
+    texts = ["北京是中国的首都，也是一座历史悠久的城市！", "今天天气很好，我们去公园散步吧？"]
+    exact = ImpactEngine(enc).full(texts)
+    fast = ImpactEngine(enc, bf16=True).full(texts)
+    for a, b in zip(exact, fast):
+        rel = np.abs(a.matrix - b.matrix).max() / np.abs(a.matrix).max()
+        assert 0 < rel < 0.05  # autocast really ran, and stayed close
+    assert Segmenter(None).bf16 == cpu_has_native_bf16()  # default: auto
+    assert Segmenter(None, bf16=False).bf16 is False

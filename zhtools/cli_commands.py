@@ -53,10 +53,9 @@ def _pretrain(sub) -> None:
 
 
 def _cpu_bf16() -> bool:
-    import torch
+    from zhtools.models.loader import cpu_has_native_bf16
 
-    cap = torch.backends.cpu.get_cpu_capability()
-    return "AVX512" in cap or "AMX" in cap
+    return cpu_has_native_bf16()
 
 
 def _threads_bf16(args) -> bool:
@@ -200,6 +199,9 @@ def _segment(sub) -> None:
                    help="boundary rule (see zhtools.segment docs)")
     p.add_argument("--tagger", default=None, metavar="DIR",
                    help="use a self-trained fast tagger folder instead (one encoder pass per line)")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 autocast of the encoder on CPU: auto = on where the CPU computes bf16 "
+                        "natively (AVX512-BF16/AMX, ~3x faster); off = exact fp32")
     p.set_defaults(func=_run_segment)
 
 
@@ -207,7 +209,8 @@ def _run_segment(args) -> int:
     from zhtools.segment import Segmenter
     from zhtools.segment.tagger import Tagger
 
-    seg = Tagger(args.tagger) if args.tagger else Segmenter(args.model, rule=args.rule)
+    bf16 = {"on": True, "off": False}.get(args.bf16)
+    seg = Tagger(args.tagger) if args.tagger else Segmenter(args.model, rule=args.rule, bf16=bf16)
     return run_line_job(args, per_line(lambda texts: [args.sep.join(w) for w in seg.segment_many(texts)]))
 
 

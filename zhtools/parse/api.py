@@ -204,7 +204,7 @@ class Parser:
     encoder, Eisner UAS by layer 1/2/3/4: 0.157/0.247/0.203/0.200); only the first layers run.
     ``budget``: padded tokens per forward batch. ``segmenter``: used when no words are given
     (default: a ``Segmenter`` on the same model; the loaded encoder is shared with it when both
-    use the same model).
+    use the same model). ``bf16``: bf16 autocast of the encoder forward on CPU (off by default).
     """
 
     def __init__(
@@ -218,6 +218,7 @@ class Parser:
         layer: int | str = "middle",
         budget: int = 8192,
         segmenter: Segmenter | None = None,
+        bf16: bool = False,
     ) -> None:
         checks = (("kind", kind, KINDS), ("decoder", decoder, DECODERS),
                   ("normalize", normalize, NORMALIZATIONS), ("root_rule", root_rule, ROOT_RULES))
@@ -235,6 +236,7 @@ class Parser:
         self.root_rule = root_rule
         self.layer = layer
         self.budget = budget
+        self.bf16 = bf16
         self.segmenter = segmenter
         self._engine: ImpactEngine | None = None
 
@@ -251,7 +253,7 @@ class Parser:
         if self._engine is None:
             from zhtools.probe.engine import ImpactEngine
 
-            self._engine = ImpactEngine(self.model, layer=self.layer, budget=self.budget)
+            self._engine = ImpactEngine(self.model, layer=self.layer, budget=self.budget, bf16=self.bf16)
         return self._engine
 
     # ------------------------------------------------------------------ public API

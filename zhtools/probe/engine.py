@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,7 +121,9 @@ class ImpactEngine:
     ``max(1, L // 2)`` of an L-layer encoder). Reading layer k < L runs only the first k layers
     when the encoder keeps its layers in ``encoder.layer`` (BERT, RoBERTa, ELECTRA, ...), else
     the full model with ``output_hidden_states``. ``metric``: euclidean | cosine.
-    ``budget``: padded tokens per forward batch.
+    ``budget``: padded tokens per forward batch. ``bf16``: run the forward under bf16 autocast
+    on CPU (~3x faster on CPUs with native bf16; impacts then differ from fp32 by ~1%, so the
+    default fp32 is what equals the paper-schedule oracle). On CUDA the weights are bf16 anyway.
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class ImpactEngine:
         budget: int = 8192,
         window: int | None = None,
         overlap: int | None = None,
+        bf16: bool = False,
     ) -> None:
         if metric not in ("euclidean", "cosine"):
             raise ValueError("metric must be 'euclidean' or 'cosine'")
@@ -146,6 +150,8 @@ class ImpactEngine:
         self.window = window or (self.enc.max_tokens - 2)
         self.overlap = overlap if overlap is not None else max(1, self.window // 4)
         self.stats = BatchStats()
+        # bf16 autocast of the forward on CPU (on CUDA the weights are bf16 already)
+        self.bf16 = bool(bf16) and self.enc.device.type == "cpu"
 
     # ------------------------------------------------------------------ public API
     def char_units(self, text: str) -> Units:
@@ -247,10 +253,11 @@ class ImpactEngine:
         ids, attn = pad(seqs, self.tok.pad_id)
         T = ids.shape[1]
         ids, attn = ids.to(dev), attn.to(dev)
-        if self.layer == -1 or model is not self.enc.model:  # last layer, or a truncated copy
-            h = model(input_ids=ids, attention_mask=attn).last_hidden_state
-        else:
-            h = model(input_ids=ids, attention_mask=attn, output_hidden_states=True).hidden_states[self.layer]
+        with torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else nullcontext():
+            if self.layer == -1 or model is not self.enc.model:  # last layer, or a truncated copy
+                h = model(input_ids=ids, attention_mask=attn).last_hidden_state
+            else:
+                h = model(input_ids=ids, attention_mask=attn, output_hidden_states=True).hidden_states[self.layer]
         h = h.float()
         # averaging weights over each read unit's tokens: reads[k] = (row, unit)
         n_read = 1 if store else 2
