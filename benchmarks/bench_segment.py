@@ -98,7 +98,7 @@ def main() -> None:
              ("dp", ("impact",)), ("dp", ("impact", "pmi")), ("threshold", ("impact",))]
     if not args.random_only:
         coh32 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules)
-        # the same model under bf16 autocast (the segmenter's default on CPUs with native bf16)
+        # the same model under bf16 autocast (Segmenter(bf16=True), zhtools segment --bf16)
         bf_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi"))]
         coh16 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, bf_rules, bf16=True)
         fp32_row = next(r for r in rows if r.get("signals") == "impact+pmi" and r.get("dtype") == "fp32")

@@ -98,5 +98,6 @@ def test_bf16_autocast_is_close_to_fp32(enc) -> None:
     for a, b in zip(exact, fast):
         rel = np.abs(a.matrix - b.matrix).max() / np.abs(a.matrix).max()
         assert 0 < rel < 0.05  # autocast really ran, and stayed close
-    assert Segmenter(None).bf16 == cpu_has_native_bf16()  # default: auto
-    assert Segmenter(None, bf16=False).bf16 is False
+    assert Segmenter(None).bf16 is False  # exact fp32 unless asked
+    assert ImpactEngine(enc, bf16=True).bf16 == (enc.device.type == "cpu")
+    assert isinstance(cpu_has_native_bf16(), bool)
