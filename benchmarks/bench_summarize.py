@@ -54,7 +54,7 @@ def main() -> None:
         test = test[: args.limit]
     texts, golds = [p[0] for p in test], [p[1] for p in test]
 
-    runs = [("zhtools", args.model, m) for m in ("l2r", "r2l", "bidirectional")]
+    runs = [("zhtools", args.model, m) for m in ("l2r", "r2l", "bidirectional", "bidirectional+bf16")]
     for spec in args.compare:
         name, _, path = spec.partition("=")
         meta = json.loads((Path(path) / "summarizer.json").read_text())
@@ -66,10 +66,10 @@ def main() -> None:
         if path not in loaded:
             loaded[path] = Summarizer(path)
         base = loaded[path]
-        s = Summarizer(base.model, base.tokenizer, beam=args.beam, mode=mode, max_len=args.max_len,
-                       alpha=args.alpha, src_len=base.src_len,
+        s = Summarizer(base.model, base.tokenizer, beam=args.beam, mode=mode.removesuffix("+bf16"),
+                       max_len=args.max_len, alpha=args.alpha, src_len=base.src_len,
                        no_repeat_ngram=args.no_repeat_ngram if args.no_repeat_ngram is not None
-                       else base.no_repeat_ngram)
+                       else base.no_repeat_ngram, bf16=mode.endswith("+bf16"))
         s(texts[:8])  # warm-up
         t0 = time.perf_counter()
         import warnings
@@ -92,10 +92,13 @@ def main() -> None:
     summary = {
         "bidirectional_minus_l2r_rougeL": results["zhtools/bidirectional"]["rougeL"] - results["zhtools/l2r"]["rougeL"],
         "bidirectional_latency_ratio": results["zhtools/bidirectional"]["ms_per_text"] / base_ms,
+        "bf16_speedup_bidirectional": results["zhtools/bidirectional"]["ms_per_text"]
+        / results["zhtools/bidirectional+bf16"]["ms_per_text"],
     }
     note = (f"CSL (CLGE) {args.split}: {len(test)} pairs ({dropped} test abstracts that also occur in train.tsv "
             f"dropped); no_repeat_ngram {s.no_repeat_ngram}; beam {args.beam}, length penalty alpha {args.alpha}, max {args.max_len} tokens; "
-            f"character-level ROUGE F x100 / BLEU x100 (bert4keras convention). "
+            f"character-level ROUGE F x100 / BLEU x100 (bert4keras convention); +bf16 = the same decoding "
+            f"under bf16 autocast on CPU (Summarizer(bf16=True)). "
             f"Summary: {json.dumps(summary)}. Samples (gold first): "
             + json.dumps({"gold": golds[:5], **samples}, ensure_ascii=False))
     write(args.name, {"config": vars(args), "dropped_duplicates": dropped, "n": len(test),

@@ -14,7 +14,7 @@ $PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped 
 if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
 fi
-$PY benchmarks/bench_parse.py --sentences 60
+$PY benchmarks/bench_parse.py --sentences 150
 # distillation, logit adjustment, Lookahead (3 seeds each; ~4 CPU-hours in all on one thread)
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --lookahead --epochs 3 --lr 3e-4 --distill-lr 3e-4
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --distill-epochs 5 --schedules linear --lr 3e-4 --distill-lr 3e-4

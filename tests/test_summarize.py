@@ -239,6 +239,7 @@ def test_meet_in_the_middle_training_learns_copy_task(tmp_path: Path) -> None:
     assert res["best"] > 60, res  # ROUGE-L of the meet-in-the-middle search on the copy task
     text, title = rows[0].split("\t")[1], rows[0].split("\t")[0]
     assert Summarizer(tmp_path / "m" / "best", beam=4)([text])[0] == title
+    assert Summarizer(tmp_path / "m" / "best", beam=4, bf16=True)([text])[0] == title  # autocast on CPU
     assert len(Summarizer(tmp_path / "m" / "best", beam=4, mode="l2r")([text])[0]) <= 8
 
 

@@ -428,6 +428,7 @@ def _summarize(sub) -> None:
              "  echo '本文研究了……' | zhtools summarize\n"
              "  zhtools summarize abstracts.txt -o titles.txt --beam 4 --mode bidirectional\n"
              "  zhtools summarize abstracts.txt --model runs/summ/best --mode l2r\n"
+             "  zhtools summarize abstracts.txt -o titles.txt --bf16   # bf16 autocast on CPU\n"
              "  zhtools summarize train --help\n")
     p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
     p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
@@ -438,6 +439,9 @@ def _summarize(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent")
     p.add_argument("--no-repeat-ngram", type=int, default=None,
                    help="forbid repeating any n-gram in a summary (default: the model's setting)")
+    p.add_argument("--bf16", action="store_true",
+                   help="decode under bf16 autocast on CPU (default fp32): ~1.8x faster on CPUs with "
+                        "native bf16 (AVX512-BF16/AMX)")
     p.set_defaults(func=_run_summarize)
 
 
@@ -450,7 +454,7 @@ def _run_summarize(args) -> int:
 
     try:
         s = Summarizer(args.model, beam=args.beam, mode=args.mode, max_len=args.max_len, alpha=args.alpha,
-                       no_repeat_ngram=args.no_repeat_ngram)
+                       no_repeat_ngram=args.no_repeat_ngram, bf16=args.bf16)
     except (ModelNotFoundError, ValueError) as e:
         print(f"zhtools summarize: {e}", file=sys.stderr)
         return 2

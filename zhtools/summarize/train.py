@@ -12,6 +12,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,13 @@ def collate(srcs: Sequence[list[int]], tgts: Sequence[list[int]] | None, pad_id:
 
 # ---------------------------------------------------------------------------- the summarizer
 class Summarizer:
-    """``Summarizer(DIR)(texts) -> summaries``; ``mode`` is bidirectional, l2r or r2l."""
+    """``Summarizer(DIR)(texts) -> summaries``; ``mode`` is bidirectional, l2r or r2l.
+    ``bf16``: decode under bf16 autocast on CPU (default fp32; on CUDA the model runs as loaded)."""
 
     def __init__(self, model: str | os.PathLike | BiSeq2Seq | None = None, tokenizer: ZhTokenizer | None = None,
                  beam: int = 4, mode: str = "bidirectional", max_len: int = 32, alpha: float = 0.6,
                  src_len: int | None = None, device: str | None = None,
-                 no_repeat_ngram: int | None = None) -> None:
+                 no_repeat_ngram: int | None = None, bf16: bool = False) -> None:
         if isinstance(model, BiSeq2Seq):
             if tokenizer is None:
                 raise ValueError("pass the tokenizer with a model object")
@@ -88,6 +90,7 @@ class Summarizer:
                 raise ModelNotFoundError(f"no summarizer at {path} (train one with `zhtools summarize train`)")
             self.model, self.tokenizer, meta = BiSeq2Seq.load(path, pick_device(device))
         self.beam, self.mode, self.max_len, self.alpha = beam, mode, max_len, alpha
+        self.bf16 = bool(bf16)
         # n-gram blocking: the model folder's recommended value unless given
         self.no_repeat_ngram = int(no_repeat_ngram if no_repeat_ngram is not None
                                    else meta.get("no_repeat_ngram", 0))
@@ -111,9 +114,10 @@ class Summarizer:
 
         def run(b: Batch) -> list[str]:
             batch = collate(b.items, None, tok.pad_id)
-            out = beam_search(self.model, batch["src"].to(dev), batch["src_mask"].to(dev),
-                              beam=self.beam, mode=self.mode, max_len=self.max_len, alpha=self.alpha,
-                              no_repeat_ngram=self.no_repeat_ngram)
+            with torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 and dev.type == "cpu" else nullcontext():
+                out = beam_search(self.model, batch["src"].to(dev), batch["src_mask"].to(dev),
+                                  beam=self.beam, mode=self.mode, max_len=self.max_len, alpha=self.alpha,
+                                  no_repeat_ngram=self.no_repeat_ngram)
             return [tok.decode_chars(o) for o in out]
 
         # the budget counts beam rows: each source runs `beam` decoder rows
