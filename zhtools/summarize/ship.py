@@ -27,7 +27,8 @@ def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngra
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     evals = [r for r in log if "eval" in r]
     steps = max((r["step"] for r in log), default=0)
-    train_s = max((r.get("elapsed_s", 0) for r in log), default=0)
+    # elapsed_s restarts with every resumed run segment: report the last segment's
+    train_s = next((r["elapsed_s"] for r in reversed(log) if "elapsed_s" in r), 0)
     if meta["decoder"].get("halves"):
         what = ["(full-length L2R and R2L directions without interaction, plus an L2R first half and an",
                 "R2L second half that attend to each other in every layer and meet in the middle: the",
