@@ -234,6 +234,11 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
 
     info = {"teacher": cfg.teacher or "shipped default", "config": asdict(cfg),
             "train_sentences": len(train), "labels": "1 = a word starts at this token"}
+    from zhtools.models.loader import default_model_path
+
+    teacher_info = (Path(cfg.teacher) if cfg.teacher else default_model_path()) / "pretrain_info.json"
+    if teacher_info.exists():  # which encoder checkpoint produced the pseudo-labels
+        info["teacher_encoder_steps"] = json.loads(teacher_info.read_text(encoding="utf-8")).get("steps")
 
     def export_fn(m, out: Path) -> None:  # noqa: ANN001
         save_model(m, tok, out)
