@@ -19,7 +19,7 @@ from common import SHARED, require, write  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tagger", required=True)
+    ap.add_argument("--tagger", default=None, help="tagger folder (default: the shipped one)")
     ap.add_argument("--lines", type=int, default=500)
     ap.add_argument("--name", default="segment_tagger")
     args = ap.parse_args()
@@ -49,7 +49,7 @@ def main() -> None:
 
     tagger = Tagger(args.tagger)
     teacher = Segmenter()  # the shipped impact + PMI segmenter (the teacher if the tagger is current)
-    info = json.loads((Path(args.tagger) / "tagger.json").read_text(encoding="utf-8"))
+    info = json.loads((Path(tagger.path) / "tagger.json").read_text(encoding="utf-8"))
     steps = info.get("teacher_encoder_steps")
     trained = f"encoder step {steps}" if steps else info.get("teacher", "?")
     jieba.initialize()
@@ -61,8 +61,8 @@ def main() -> None:
     run("zhtools tagger (self-trained)", tagger.segment_many, gold_all, f"all {len(gold_all)}")
     run("jieba", lambda ts: [jieba.lcut(t) for t in ts], gold_all, f"all {len(gold_all)}")
     speed = rows[1]["chars_per_s"] / rows[0]["chars_per_s"]
-    write(args.name, {"tagger": args.tagger, "speedup_vs_teacher": speed}, rows,
-          f"SIGHAN 2005 PKU test; tagger = {args.tagger} ({info['config'].get('layers', '?')} layers, trained on "
+    write(args.name, {"tagger": tagger.path, "speedup_vs_teacher": speed}, rows,
+          f"SIGHAN 2005 PKU test; tagger = {tagger.path} ({info['config'].get('layers', '?')} layers, trained on "
           f"{info.get('train_sentences', '?')} raw sentences pseudo-labelled by the impact segmenter "
           f"({trained} at training time; no gold labels). Tagger speed-up over the shipped impact "
           f"segmenter (same lines, same run): {speed:.1f}x.")

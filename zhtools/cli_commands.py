@@ -190,7 +190,8 @@ def _segment(sub) -> None:
              "  echo '北京是中国的首都。' | zhtools segment\n"
              "  zhtools segment news.txt -o news.seg --sep ' / '\n"
              "  zhtools segment news.txt --model path/to/bert-base-chinese --rule dp\n"
-             "  zhtools segment news.txt --tagger runs/tagger/best   # fast self-trained tagger\n"
+             "  zhtools segment news.txt --fast                      # shipped self-trained tagger\n"
+             "  zhtools segment news.txt --tagger runs/tagger/best   # your own tagger\n"
              "  zhtools segment big.txt -o big.seg --bf16           # bf16 autocast on CPU\n")
     p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
     p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
@@ -200,6 +201,8 @@ def _segment(sub) -> None:
                    help="boundary rule (see zhtools.segment docs)")
     p.add_argument("--tagger", default=None, metavar="DIR",
                    help="use a self-trained fast tagger folder instead (one encoder pass per line)")
+    p.add_argument("--fast", action="store_true",
+                   help="use the shipped self-trained tagger (~34x faster, PKU F1 0.795 vs 0.808)")
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast of the encoder on CPU (default exact fp32): ~2.7x faster on "
                         "CPUs with native bf16 (AVX512-BF16/AMX), nearly identical words")
@@ -210,7 +213,10 @@ def _run_segment(args) -> int:
     from zhtools.segment import Segmenter
     from zhtools.segment.tagger import Tagger
 
-    seg = Tagger(args.tagger) if args.tagger else Segmenter(args.model, rule=args.rule, bf16=args.bf16)
+    if args.tagger or args.fast:
+        seg = Tagger(args.tagger)
+    else:
+        seg = Segmenter(args.model, rule=args.rule, bf16=args.bf16)
     return run_line_job(args, per_line(lambda texts: [args.sep.join(w) for w in seg.segment_many(texts)]))
 
 

@@ -52,11 +52,19 @@ def _sentences(lines: Iterable[str], max_chars: int) -> Iterator[str]:
                 yield t
 
 
-class Tagger:
-    """A trained tagger folder: ``Tagger(DIR).segment_many(texts)``; lossless, picklable."""
+SHIPPED_TAGGER = "zhtools-tagger-small"
 
-    def __init__(self, path: str | os.PathLike, device: str | None = None, threshold: float = 0.5,
-                 budget: int = 8192) -> None:
+
+class Tagger:
+    """A trained tagger folder: ``Tagger(DIR).segment_many(texts)``; lossless, picklable.
+    ``Tagger()`` loads the shipped ``data/models/zhtools-tagger-small``."""
+
+    def __init__(self, path: str | os.PathLike | None = None, device: str | None = None,
+                 threshold: float = 0.5, budget: int = 8192) -> None:
+        if path is None:
+            from zhtools.models.loader import default_model_path
+
+            path = default_model_path(SHIPPED_TAGGER)
         self.path = str(path)
         self.device = device
         self.threshold = threshold
