@@ -204,7 +204,7 @@ def _segment(sub) -> None:
     p.add_argument("--fast", action="store_true",
                    help="use the shipped self-trained tagger (~34x faster, PKU F1 0.795 vs 0.808)")
     p.add_argument("--bf16", action="store_true",
-                   help="bf16 autocast of the encoder on CPU (default exact fp32): ~2.7x faster on "
+                   help="bf16 autocast of the encoder on CPU (default exact fp32): ~3x faster on "
                         "CPUs with native bf16 (AVX512-BF16/AMX), nearly identical words")
     p.set_defaults(func=_run_segment)
 

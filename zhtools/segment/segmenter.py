@@ -141,7 +141,7 @@ _CALIBRATION_LOCK = threading.RLock()
 class Segmenter:
     """Reusable, picklable segmenter. ``model``: None (shipped default), HF name or folder.
     ``bf16``: bf16 autocast of the encoder forward on CPU (default off = exact fp32; on CPUs
-    with native bf16, AVX512-BF16/AMX, ~2.7x faster with nearly identical words, see the
+    with native bf16, AVX512-BF16/AMX, ~3x faster with nearly identical words, see the
     segmentation benchmark)."""
 
     def __init__(
