@@ -39,7 +39,8 @@ def random_twin(model_dir: str) -> str:
 
 
 def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: int | str = "middle",
-              bf16: bool = False) -> list:
+              bf16: bool = False) -> dict:
+    """Score every (rule, signals) on one impact pass; returns their predictions."""
     seg = Segmenter(model, signals=("impact", "pmi"), layer=layer, progress=False, bf16=bf16)
     t = time.perf_counter()
     seg.ensure_calibrated()
@@ -50,8 +51,9 @@ def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: in
         coh.extend(seg.cohesion(texts[k : k + 64]))
     dt = time.perf_counter() - t
     nchars = sum(map(len, texts))
+    preds = {}
     for rule, signals in rules:
-        pred = []
+        pred = preds[rule, signals] = []
         for k in range(0, len(texts), 64):
             pred.extend(seg.segment_with(texts[k : k + 64], coh[k : k + 64], rule, signals))
         s = score_cws(gold, pred, words)
@@ -62,7 +64,7 @@ def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: in
                      "chars_per_s": nchars / dt if "impact" in signals else None})
         print(rows[-1], flush=True)
     print(f"{label}: calibration {t_cal:.1f}s, impacts {dt:.1f}s", flush=True)
-    return coh
+    return preds
 
 
 def main() -> None:
@@ -97,16 +99,14 @@ def main() -> None:
     rules = [("otsu", ("impact",)), ("otsu", ("pmi",)), ("otsu", ("impact", "pmi")),
              ("dp", ("impact",)), ("dp", ("impact", "pmi")), ("threshold", ("impact",))]
     if not args.random_only:
-        coh32 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules)
+        default = ("otsu", ("impact", "pmi"))
+        fp32 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules)[default]
         # the same model under bf16 autocast (Segmenter(bf16=True), zhtools segment --bf16)
-        bf_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi"))]
-        coh16 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, bf_rules, bf16=True)
+        bf_rules = [("otsu", ("impact",)), default]
+        bf16 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, bf_rules, bf16=True)[default]
         fp32_row = next(r for r in rows if r.get("signals") == "impact+pmi" and r.get("dtype") == "fp32")
         speedup = rows[-1]["chars_per_s"] / fp32_row["chars_per_s"]
-        seg = Segmenter(args.model, signals=("impact", "pmi"))
-        a = [w for k in range(0, len(texts), 64) for w in seg.segment_with(texts[k:k + 64], coh32[k:k + 64], "otsu")]
-        b = [w for k in range(0, len(texts), 64) for w in seg.segment_with(texts[k:k + 64], coh16[k:k + 64], "otsu")]
-        same_lines = sum(x == y for x, y in zip(a, b)) / len(texts)
+        same_lines = sum(x == y for x, y in zip(fp32, bf16)) / len(texts)
         print(f"bf16 vs fp32: {speedup:.2f}x chars/s, identical segmentation on {same_lines:.1%} of lines", flush=True)
     # the last layer (the reference's choice; its fixed threshold 8 is defined on it)
     last_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi")), ("threshold", ("impact",))]

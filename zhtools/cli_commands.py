@@ -52,12 +52,6 @@ def _pretrain(sub) -> None:
     p.set_defaults(func=_run_pretrain)
 
 
-def _cpu_bf16() -> bool:
-    from zhtools.models.loader import cpu_has_native_bf16
-
-    return cpu_has_native_bf16()
-
-
 def _threads_bf16(args) -> bool:
     """Apply ``--threads``; resolve ``--bf16 auto|on|off`` (auto = CUDA or a bf16-capable CPU)."""
     import torch
@@ -65,7 +59,11 @@ def _threads_bf16(args) -> bool:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     bf16 = {"on": True, "off": False}.get(args.bf16)
-    return bf16 if bf16 is not None else (torch.cuda.is_available() or _cpu_bf16())
+    if bf16 is not None:
+        return bf16
+    from zhtools.models.loader import cpu_has_native_bf16
+
+    return torch.cuda.is_available() or cpu_has_native_bf16()
 
 
 def _run_pretrain(args) -> int:

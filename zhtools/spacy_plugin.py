@@ -174,12 +174,14 @@ def _sentence_plan(doc: Doc) -> list[tuple[list[int], list[str]]]:
             if groups[-1]:
                 groups.append([])
         groups[-1].append(t.i)
+    def has_word(g: list[int]) -> bool:
+        return any(not doc[i].is_space for i in g)
+
     merged: list[list[int]] = []
     for g in groups:
-        if merged and not any(not doc[i].is_space for i in merged[-1]):
-            merged[-1].extend(g)  # a leading space-only group joins the next one
-        elif merged and not any(not doc[i].is_space for i in g):
-            merged[-1].extend(g)  # space-only group joins the previous one
+        # a space-only group joins the previous one; a leading space-only group, the next one
+        if merged and not (has_word(merged[-1]) and has_word(g)):
+            merged[-1].extend(g)
         else:
             merged.append(list(g))
     plan = []

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from zhtools.models.loader import default_model_path
 from zhtools.segment.segmenter import presplit
 from zhtools.text.batching import Batch, epoch_stream, map_batched, pad
 from zhtools.text.tokenizer import ZhTokenizer, iter_lines, split_sentences
@@ -62,8 +63,6 @@ class Tagger:
     def __init__(self, path: str | os.PathLike | None = None, device: str | None = None,
                  threshold: float = 0.5, budget: int = 8192) -> None:
         if path is None:
-            from zhtools.models.loader import default_model_path
-
             path = default_model_path(SHIPPED_TAGGER)
         self.path = str(path)
         self.device = device
@@ -242,8 +241,6 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
 
     info = {"teacher": cfg.teacher or "shipped default", "config": asdict(cfg),
             "train_sentences": len(train), "labels": "1 = a word starts at this token"}
-    from zhtools.models.loader import default_model_path
-
     teacher_info = (Path(cfg.teacher) if cfg.teacher else default_model_path()) / "pretrain_info.json"
     if teacher_info.exists():  # which encoder checkpoint produced the pseudo-labels
         info["teacher_encoder_steps"] = json.loads(teacher_info.read_text(encoding="utf-8")).get("steps")
