@@ -17,6 +17,7 @@ from zhtools.eval.cws import read_segmented, read_words, score_cws
 from zhtools.eval.dep import (
     bracket_f1,
     dep_brackets,
+    drop_punct_spans,
     left_branching_spans,
     left_chain,
     random_projective,
@@ -180,6 +181,17 @@ def test_dep_brackets_and_bracket_f1():
     assert res["f1_micro"] == pytest.approx(0.5)
     assert res["per_sentence"][2] == {"precision": 0.0, "recall": 1.0, "f1": 0.0}
     assert bracket_f1([{(0, 2)}], [set()])["f1"] == 0.0
+
+
+def test_drop_punct_spans_follows_evalb():
+    # 我 爱 北京 ， 天安门 。 (punct at 3 and 5): right-branching spans end at the final 。,
+    # so with punctuation scored they can never match a subtree that does not contain it
+    punct = [False, False, False, True, False, True]
+    spans = {(1, 6), (2, 6), (3, 6), (4, 6), (2, 5), (0, 2)}
+    # (1,6)->(1,4) (2,6)->(2,4) (3,6)->(3,4) one word, (4,6)->(3,4) one word, (2,5)->(2,4), (0,2)
+    assert drop_punct_spans(spans, punct) == {(1, 4), (2, 4), (0, 2)}
+    assert drop_punct_spans({(0, 5)}, punct) == set()  # covers every non-punct word: the root span
+    assert drop_punct_spans(set(), [True, True]) == set()
 
 
 # -------------------------------------------------------------------------------------- conllu

@@ -201,7 +201,7 @@ def test_eval_dep_and_const_run_zhtools(tmp_path, model_dir) -> None:
         assert 0 <= res["uas"] <= 1 and res["words"] == 7 and res["uas_nopunct"] is not None
     r = _run(["eval", "dep", "--gold", str(gold), "--baseline", "left-chain", "--json"])
     assert _json.loads(r.stdout)["uas"] == pytest.approx(2 / 7)
-    for extra in ([], ["--baseline", "right-branching"]):
+    for extra in ([], ["--baseline", "right-branching"], ["--keep-punct"]):
         r = _run(["eval", "const", "--gold", str(gold), "--model", model_dir, "--json", *extra])
         assert r.returncode == 0, r.stderr
         assert 0 <= _json.loads(r.stdout)["f1"] <= 1

@@ -70,6 +70,18 @@ def test_segment_many_matches_single_and_long_text(seg) -> None:
     assert "".join(many[3]) == texts[3]
 
 
+def test_join_margins_agree_with_otsu_words(seg) -> None:
+    texts = ["北京是中国的首都。", "今天天气很好，我们去公园散步吧。", "ABC 中国", ""]
+    for text, words, m in zip(texts, seg.segment_many(texts), seg.join_margins(texts)):
+        starts, pos = set(), 0
+        for w in words:
+            starts.add(pos)
+            pos += len(w)
+        han_inner = {k for s, e, kind in presplit(text) if kind == "han" for k in range(s + 1, e)}
+        assert set(m) == han_inner  # one margin per adjacent Hanzi pair, nothing else
+        assert all((k not in starts) == (v >= 0) for k, v in m.items())  # >= 0 <=> joined
+
+
 def test_pickle_roundtrip(seg) -> None:
     s2 = pickle.loads(pickle.dumps(seg))
     assert s2.segment("北京是中国的首都") == seg.segment("北京是中国的首都")

@@ -10,7 +10,13 @@ from helpers import tiny_bert_folder, tiny_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zhtools.segment.tagger import Tagger, TaggerConfig, train_tagger, word_start_labels
+from zhtools.segment.tagger import (
+    Tagger,
+    TaggerConfig,
+    sample_sentences,
+    train_tagger,
+    word_start_labels,
+)
 
 WORDS = ["中国", "北京", "今天", "我们", "公园", "时候", "他", "的", "是", "有", "说"]
 
@@ -74,3 +80,29 @@ def test_tagger_is_lossless(text: str) -> None:
                                   sentences=1, epochs=1, progress=False))
         t = _LOSSLESS["tagger"] = Tagger(out)
     assert "".join(t.segment(text)) == text
+
+
+def test_sample_sentences_round_robin(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("".join(f"甲文件第{i}句话很长。\n" for i in range(400)), encoding="utf-8")
+    b.write_text("".join(f"乙文件第{i}句话很长。\n" for i in range(40)), encoding="utf-8")
+    s = sample_sentences([str(a), str(b)], 30, 64, seed=1)
+    assert len(s) == 30 and s == sample_sentences([str(a), str(b)], 30, 64, seed=1)
+    n_b = sum(x.startswith("乙") for x in s)
+    assert 4 <= n_b <= 15  # the short file is drawn from until it runs out, not swamped
+    assert len(set(s)) == 30
+
+
+def test_min_margin_drops_unsure_labels(tmp_path: Path) -> None:
+    out = tmp_path / "tagger"
+    out.mkdir()
+    rows = []
+    for k in range(40):  # margins at offsets 1..3; offset 2 is always unsure
+        rows.append(json.dumps({"text": "中国北京", "words": ["中国", "北京"],
+                                "margins": {"1": 2.0, "2": -0.1 if k % 2 else 0.2, "3": 1.5}}))
+    (out / "pseudo.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cfg = TaggerConfig(corpus=[], out=str(out), base=str(_tiny_base(tmp_path)), sentences=40, epochs=1,
+                       progress=False, min_margin=0.5)
+    train_tagger(cfg)
+    info = json.loads((out / "tagger.json").read_text(encoding="utf-8"))
+    assert abs(info["kept_inner_labels"] - 2 / 3) < 1e-6

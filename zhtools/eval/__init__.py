@@ -6,6 +6,7 @@ from zhtools.eval.cws import read_segmented, read_words, score_cws
 from zhtools.eval.dep import (
     bracket_f1,
     dep_brackets,
+    drop_punct_spans,
     left_branching_spans,
     left_chain,
     random_projective,
@@ -20,6 +21,7 @@ __all__ = [
     "Sentence",
     "bracket_f1",
     "dep_brackets",
+    "drop_punct_spans",
     "is_punct",
     "left_branching_spans",
     "left_chain",

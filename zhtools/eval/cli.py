@@ -207,6 +207,7 @@ def _run_const(args: argparse.Namespace) -> int:
     from zhtools.eval.dep import (
         bracket_f1,
         dep_brackets,
+        drop_punct_spans,
         left_branching_spans,
         right_branching_spans,
     )
@@ -228,7 +229,12 @@ def _run_const(args: argparse.Namespace) -> int:
         parser = Parser(args.model, kind="constituency", layer=args.layer)
         res = parser.parse_many(["".join(s.words) for s, _b in keep], [s.words for s, _b in keep])
         pred = [tree_spans(r.tree) for r in res]
-    out = bracket_f1([b for _s, b in keep], pred)
+    gold_b = [b for _s, b in keep]
+    if not args.keep_punct:  # EVALB convention: punctuation is not scored
+        masks = [s.punct_mask() for s, _b in keep]
+        gold_b = [drop_punct_spans(b, m) for b, m in zip(gold_b, masks)]
+        pred = [drop_punct_spans(p, m) for p, m in zip(pred, masks)]
+    out = bracket_f1(gold_b, pred)
     out = {k: v for k, v in out.items() if k != "per_sentence"}
     _emit(out, args.json, ["f1", "precision", "recall", "f1_micro", "sentences"])
     return 0
@@ -340,13 +346,17 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "const", help="unlabeled bracket F1 against gold dependency-subtree brackets",
         description="Mean sentence-level bracket F1 (spans of >= 2 words, whole sentence excluded)\n"
                     "of zhtools MART trees (gold words) or a baseline, against brackets derived\n"
-                    "from the gold projective dependency subtrees (non-projective sentences skipped).",
+                    "from the gold projective dependency subtrees (non-projective sentences skipped).\n"
+                    "Punctuation is ignored as in EVALB (spans re-indexed over the other words)\n"
+                    "unless --keep-punct.",
         formatter_class=_F, parents=[common],
         epilog="examples:\n"
                "  zhtools eval const --gold zh_gsdsimp-ud-test.conllu --json\n"
                "  zhtools eval const --gold zh_gsdsimp-ud-test.conllu --baseline right-branching\n")
     b.add_argument("--gold", required=True, help="gold CoNLL-U file")
     b.add_argument("--baseline", choices=["right-branching", "left-branching"])
+    b.add_argument("--keep-punct", action="store_true",
+                   help="score brackets over all words (default: punctuation ignored, as EVALB does)")
     b.add_argument("--model", default=None, help="encoder (default: shipped)")
     b.add_argument("--layer", type=layer_arg, default="middle",
                    help="encoder layer for MART: middle, last, or a number")

@@ -17,6 +17,7 @@ from zhtools.eval.cws import _clean, word_spans
 __all__ = [
     "bracket_f1",
     "dep_brackets",
+    "drop_punct_spans",
     "left_branching_spans",
     "left_chain",
     "random_projective",
@@ -229,6 +230,22 @@ def dep_brackets(heads: Sequence[int]) -> set[Span]:
             lo[h] = min(lo[h], lo[v])
             hi[h] = max(hi[h], hi[v])
     return {(lo[i], hi[i]) for i in range(1, n + 1) if hi[i] - lo[i] >= 2 and hi[i] - lo[i] < n}
+
+
+def drop_punct_spans(spans: set[Span], punct: Sequence[bool]) -> set[Span]:
+    """Brackets with punctuation ignored (the EVALB / PTB convention): each span is re-indexed
+    over the non-punctuation words it covers and kept if it still covers at least two of them
+    and not all of them (the root span)."""
+    pos = [0]
+    for p in punct:
+        pos.append(pos[-1] + (not p))
+    n = pos[-1]
+    out = set()
+    for s, e in spans:
+        a, b = pos[s], pos[e]
+        if b - a >= 2 and b - a < n:
+            out.add((a, b))
+    return out
 
 
 def right_branching_spans(n: int) -> set[Span]:

@@ -357,15 +357,39 @@ class Segmenter:
             out.append(words)
         return out
 
+    def join_margins(self, texts: Sequence[str], coh=None) -> list[dict[int, float]]:  # noqa: ANN001
+        """Per text ``{k: margin}`` for every adjacent Hanzi pair (k-1, k) the model decides:
+        calibrated summed z-score minus the Otsu threshold (>= 0: joined by the ``otsu`` rule).
+        Its size is the segmenter's confidence, e.g. to weight pseudo-labels. ``coh``: the
+        texts' precomputed :meth:`cohesion`."""
+        texts = list(texts)
+        if coh is None:
+            coh = self.cohesion(texts) if "impact" in self.signals else [[] for _ in texts]
+        self.ensure_calibrated()
+        out = []
+        for t, c in zip(texts, coh):
+            by_start = {s: (d1, d2) for s, d1, d2 in c}
+            m: dict[int, float] = {}
+            for s, e, kind in presplit(t):
+                if kind == "han" and e - s > 1:
+                    nan = np.full(e - s - 1, np.nan)
+                    d1, d2 = by_start.get(s, (nan, nan))
+                    m.update({s + 1 + k: float(v) for k, v in enumerate(self._margin(t[s:e], d1, d2))})
+            out.append(m)
+        return out
+
+    def _margin(self, run: str, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+        cal = self.calibration
+        feats = self.features([run], [d1], [d2])
+        z = sum(np.nan_to_num((feats[n] - cal.mu[n]) / cal.sd[n]) for n in self.signals)
+        return z - cal.thresholds["+".join(self.signals)]
+
     def _split_run(self, run: str, d1: np.ndarray, d2: np.ndarray) -> list[str]:
         d = (d1 + d2) / 2
         if self.rule == "threshold":
             join = ~(d < self.fixed_threshold)  # NaN (no impact available) -> joined
         else:
-            cal = self.calibration
-            feats = self.features([run], [d1], [d2])
-            z = sum(np.nan_to_num((feats[n] - cal.mu[n]) / cal.sd[n]) for n in self.signals)
-            c = z - cal.thresholds["+".join(self.signals)]
+            c = self._margin(run, d1, d2)
             if self.rule == "dp":
                 return _dp_split(run, c, self.max_word)
             join = c >= 0

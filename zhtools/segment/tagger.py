@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import random
 from collections.abc import Iterable, Iterator, Sequence
@@ -150,31 +151,77 @@ class TaggerConfig:
     seed: int = 0
     progress: bool = True
     bf16: bool = False
+    teacher_bf16: bool = False  # bf16 autocast for the impact segmenter that labels (CPU)
+    label_with: str | None = None  # label with this trained tagger instead (self-training round)
+    min_margin: float = 0.0  # ignore pseudo-labels whose |join margin| is below this
 
 
-def pseudo_labels(cfg: TaggerConfig) -> list[tuple[str, list[str]]]:
-    """Segment ``cfg.sentences`` raw sentences with the impact + PMI segmenter (cached)."""
-    from zhtools.segment import Segmenter
+def sample_sentences(files: Sequence[str], n: int, max_chars: int, seed: int = 0) -> list[str]:
+    """``n`` raw sentences drawn round-robin from ``files`` (so every file and domain is
+    represented), each file thinned to every ~5th sentence for variety; deterministic."""
+    rng = random.Random(seed)
+    gens = [_sentences(iter_lines([f]), max_chars) for f in files]
+    out: list[str] = []
+    while gens and len(out) < n:
+        for g in list(gens):
+            for s in g:
+                if rng.random() < 0.2:
+                    out.append(s)
+                    break
+            else:
+                gens.remove(g)
+            if len(out) >= n:
+                break
+    return out
 
+
+class _TeacherLabeller:
+    """Words and join margins from the impact + PMI segmenter."""
+
+    def __init__(self, model: str | None, bf16: bool) -> None:
+        from zhtools.segment import Segmenter
+
+        self.seg = Segmenter(model, bf16=bf16)
+
+    def __call__(self, texts: list[str]) -> list[tuple[list[str], dict[int, float]]]:
+        coh = self.seg.cohesion(texts)
+        return list(zip(self.seg.segment_with(texts, coh, self.seg.rule), self.seg.join_margins(texts, coh)))
+
+
+class _TaggerLabeller:
+    """Words and join margins (log-odds of "no word starts here") from a trained tagger."""
+
+    def __init__(self, path: str) -> None:
+        self.tagger = Tagger(path)
+
+    def __call__(self, texts: list[str]) -> list[tuple[list[str], dict[int, float]]]:
+        out = []
+        for t, words, probs in zip(texts, self.tagger.segment_many(texts), self.tagger.start_probs(texts)):
+            p = dict(probs)
+            inner = [k for s, e, kind in presplit(t) if kind == "han" for k in range(s + 1, e)]
+            out.append((words, {k: math.log(max(1 - p.get(k, 0.0), 1e-6) / max(p.get(k, 0.0), 1e-6)) for k in inner}))
+        return out
+
+
+def pseudo_labels(cfg: TaggerConfig) -> list[tuple[str, list[str], dict[int, float]]]:
+    """Segment ``cfg.sentences`` raw sentences with the teacher (cached in ``pseudo.jsonl``,
+    resumable): (text, words, join margins)."""
     cache = Path(cfg.out) / "pseudo.jsonl"
-    done: list[tuple[str, list[str]]] = []
+    done: list[tuple[str, list[str], dict[int, float]]] = []
     if cache.exists():  # resume: the sentence sample is deterministic, so keep what is there
         for x in cache.read_text(encoding="utf-8").splitlines():
             try:
                 r = json.loads(x)
             except json.JSONDecodeError:
                 break  # a line cut by a kill
-            done.append((r["text"], r["words"]))
+            done.append((r["text"], r["words"], {int(k): v for k, v in r.get("margins", {}).items()}))
         if len(done) >= cfg.sentences:
             return done[: cfg.sentences]
-    rng = random.Random(cfg.seed)
-    sents = []
-    for s in _sentences(iter_lines(cfg.corpus), cfg.max_chars):
-        if rng.random() < 0.2:  # thin out consecutive lines for variety
-            sents.append(s)
-        if len(sents) >= cfg.sentences:
-            break
-    seg = Segmenter(cfg.teacher)
+    sents = sample_sentences(cfg.corpus, cfg.sentences, cfg.max_chars, cfg.seed)
+    if cfg.label_with:
+        label: Any = _TaggerLabeller(cfg.label_with)
+    else:
+        label = _TeacherLabeller(cfg.teacher, cfg.teacher_bf16)
     out = list(done)
     it: Any = range(len(done), len(sents), 256)
     if cfg.progress:
@@ -183,13 +230,15 @@ def pseudo_labels(cfg: TaggerConfig) -> list[tuple[str, list[str]]]:
         it = tqdm(it, desc="pseudo-labels", unit="x256")
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache, "w", encoding="utf-8") as f:
-        for t, w in done:
-            f.write(json.dumps({"text": t, "words": w}, ensure_ascii=False) + "\n")
+        for t, w, m in done:
+            f.write(json.dumps({"text": t, "words": w, "margins": m}, ensure_ascii=False) + "\n")
         for k in it:
             chunk = sents[k : k + 256]
-            for t, w in zip(chunk, seg.segment_many(chunk)):
-                out.append((t, w))
-                f.write(json.dumps({"text": t, "words": w}, ensure_ascii=False) + "\n")
+            for t, (w, m) in zip(chunk, label(chunk)):
+                m = {p: round(v, 3) for p, v in m.items()}
+                out.append((t, w, m))
+                f.write(json.dumps({"text": t, "words": w, "margins": m}, ensure_ascii=False) + "\n")
+            f.flush()
     return out
 
 
@@ -207,8 +256,19 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
     model, tok = load_trainable(cfg.base or cfg.teacher, AutoModelForTokenClassification, **kw)
     window = getattr(model.config, "max_position_embeddings", 512) - 2
     ex = []
-    for t, w in data:
+    kept = total = 0
+    for t, w, margins in data:
         ids, lab = word_start_labels(tok, t, w)
+        if cfg.min_margin > 0:  # drop the teacher's least confident decisions
+            offs = tok.encode(t).offsets
+            for k, (s0, _e) in enumerate(offs):
+                mk = margins.get(s0)
+                if mk is not None:
+                    total += 1
+                    if abs(mk) < cfg.min_margin:
+                        lab[k] = -100
+                    else:
+                        kept += 1
         ex.append((tok.with_specials(ids[:window]), [-100] + lab[:window] + [-100]))
     rng = random.Random(cfg.seed)
     rng.shuffle(ex)
@@ -241,6 +301,8 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
 
     info = {"teacher": cfg.teacher or "shipped default", "config": asdict(cfg),
             "train_sentences": len(train), "labels": "1 = a word starts at this token"}
+    if cfg.min_margin > 0:
+        info["kept_inner_labels"] = kept / max(total, 1)
     teacher_info = (Path(cfg.teacher) if cfg.teacher else default_model_path()) / "pretrain_info.json"
     if teacher_info.exists():  # which encoder checkpoint produced the pseudo-labels
         info["teacher_encoder_steps"] = json.loads(teacher_info.read_text(encoding="utf-8")).get("steps")
@@ -267,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sentences", type=int, default=8000)
     ap.add_argument("--epochs", type=float, default=15.0)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--min-margin", type=float, default=0.0,
+                    help="ignore pseudo-labels whose |join margin| is below this (teacher's least confident)")
+    ap.add_argument("--teacher-bf16", action="store_true", help="bf16 autocast for the labelling segmenter (CPU)")
+    ap.add_argument("--label-with", default=None, help="label with this trained tagger (self-training round)")
+    ap.add_argument("--labels-only", action="store_true", help="write pseudo.jsonl and stop")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast while training (CPU with native bf16)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("-q", "--quiet", action="store_true")
@@ -276,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     from zhtools.train.pretrain import corpus_files
 
     cfg = TaggerConfig(corpus=[str(p) for p in corpus_files(a.corpus)], out=a.out, teacher=a.teacher,
-                       layers=a.layers, sentences=a.sentences, epochs=a.epochs, lr=a.lr, progress=not a.quiet)
+                       layers=a.layers, sentences=a.sentences, epochs=a.epochs, lr=a.lr, progress=not a.quiet,
+                       teacher_bf16=a.teacher_bf16, label_with=a.label_with, min_margin=a.min_margin,
+                       bf16=a.bf16)
+    if a.labels_only:
+        print(json.dumps({"pseudo_labelled": len(pseudo_labels(cfg))}))
+        return 0
     print(json.dumps(train_tagger(cfg, resume=a.resume), default=str))
     return 0
 
