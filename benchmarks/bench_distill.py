@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--distill-lr", type=float, default=1e-4)
     ap.add_argument("--direct-lr", type=float, default=None, help="lr of the direct shallow baseline; default --lr")
     ap.add_argument("--suffix", default="", help="appended to the results file name (e.g. -dlr1e-3)")
+    ap.add_argument("--kd-alpha", type=float, default=0.0,
+                    help="Theseus with a knowledge-distillation term (weight a, T = 2)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default=None, help="base encoder (default: shipped)")
     ap.add_argument("--la", action="store_true", help="also train logit-adjusted teachers")
@@ -128,6 +130,7 @@ def main() -> None:
     d_lr = args.direct_lr or args.lr
     direct = f"direct{k}{tag}" + ("" if d_lr == args.lr else f"-lr{d_lr:g}")
     t_tag = tag + ("" if args.distill_lr == args.lr else f"-lr{args.distill_lr:g}")  # own cache entries
+    t_tag += f"-kd{args.kd_alpha:g}" if args.kd_alpha else ""
     theseus = {s: f"theseus-{s}{t_tag}" for s in args.schedules}
     if not args.no_theseus:
         for seed in args.seeds:
@@ -138,7 +141,8 @@ def main() -> None:
                 def run(sched=sched, out=out, seed=seed) -> dict:
                     r = distill(DistillConfig(teacher=str(work / f"teacher_s{seed}" / "best"),
                                               out=str(out), layers=k, schedule=sched, seed=seed,
-                                              lr=args.distill_lr, **{**common, "epochs": d_ep}), resume=True)
+                                              lr=args.distill_lr, kd_alpha=args.kd_alpha,
+                                              **{**common, "epochs": d_ep}), resume=True)
                     return {"dev_best": r["best"], **score_test(out / "best", test_set)}
 
                 cached(f"{theseus[sched]}/{seed}", run)
@@ -166,7 +170,8 @@ def main() -> None:
     if not args.no_theseus:
         ep = f", {d_ep:g} epochs" if tag else ""
         methods += [(direct, f"first {k} layers fine-tuned directly{ep}", "")]
-        methods += [(theseus[s], f"Theseus {L}->{k}, " + ("constant p=0.5" if s == "constant" else "linear p") + ep, "")
+        methods += [(theseus[s], f"Theseus {L}->{k}, " + ("constant p=0.5" if s == "constant" else "linear p") + ep
+                     + (f", KD a={args.kd_alpha:g} T=2" if args.kd_alpha else ""), "")
                     for s in args.schedules]
     if args.la:
         methods += [("teacher", "teacher, post-hoc logit adjustment (tau=1)", "posthoc_"),

@@ -21,6 +21,7 @@ from common import SHARED, require, write  # noqa: E402
 from zhtools.eval.cws import read_segmented, read_words, score_cws  # noqa: E402
 from zhtools.models.loader import default_model_path  # noqa: E402
 from zhtools.segment import Segmenter  # noqa: E402
+from zhtools.segment.segmenter import SHIPPED_TAGGER  # noqa: E402
 
 
 def random_twin(model_dir: str) -> str:
@@ -39,9 +40,12 @@ def random_twin(model_dir: str) -> str:
 
 
 def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: int | str = "middle",
-              bf16: bool = False) -> dict:
-    """Score every (rule, signals) on one impact pass; returns their predictions."""
-    seg = Segmenter(model, signals=("impact", "pmi"), layer=layer, progress=False, bf16=bf16)
+              bf16: bool = False, tagger: bool = False) -> dict:
+    """Score every (rule, signals) on one impact pass; returns their predictions. ``tagger``: the
+    shipped self-trained tagger is a signal too (its pass is timed separately)."""
+    sig = ("impact", "pmi", "tagger") if tagger else ("impact", "pmi")
+    seg = Segmenter(model, signals=sig, layer=layer, progress=False, bf16=bf16,
+                    tagger=SHIPPED_TAGGER if tagger else None)
     t = time.perf_counter()
     seg.ensure_calibrated()
     t_cal = time.perf_counter() - t
@@ -50,6 +54,12 @@ def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: in
     for k in range(0, len(texts), 64):
         coh.extend(seg.cohesion(texts[k : k + 64]))
     dt = time.perf_counter() - t
+    t_tag = 0.0
+    if tagger:
+        t = time.perf_counter()
+        for k in range(0, len(texts), 64):
+            seg.tagger.start_probs(texts[k : k + 64])
+        t_tag = time.perf_counter() - t
     nchars = sum(map(len, texts))
     preds = {}
     for rule, signals in rules:
@@ -61,9 +71,10 @@ def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: in
                      "rule": rule, "signals": "+".join(signals),
                      "f1": s["f1"], "precision": s["precision"],
                      "recall": s["recall"], "oov_recall": s["oov_recall"], "iv_recall": s["iv_recall"],
-                     "chars_per_s": nchars / dt if "impact" in signals else None})
+                     "chars_per_s": nchars / (dt * ("impact" in signals) + t_tag * ("tagger" in signals))
+                     if {"impact", "tagger"} & set(signals) else None})
         print(rows[-1], flush=True)
-    print(f"{label}: calibration {t_cal:.1f}s, impacts {dt:.1f}s", flush=True)
+    print(f"{label}: calibration {t_cal:.1f}s, impacts {dt:.1f}s, tagger {t_tag:.1f}s", flush=True)
     return preds
 
 
@@ -98,18 +109,25 @@ def main() -> None:
                  "recall": s["recall"], "oov_recall": s["oov_recall"], "iv_recall": s["iv_recall"]})
     rules = [("otsu", ("impact",)), ("otsu", ("pmi",)), ("otsu", ("impact", "pmi")),
              ("dp", ("impact",)), ("dp", ("impact", "pmi")), ("threshold", ("impact",))]
+    tagged = (SHIPPED_TAGGER / "config.json").exists() and args.model == str(default_model_path())
+    if tagged:  # the shipped tagger (distilled from this encoder's segmenter) as a further signal
+        rules += [("otsu", ("tagger",)), ("otsu", ("impact", "tagger")), ("otsu", ("impact", "pmi", "tagger")),
+                  ("dp", ("impact", "pmi", "tagger"))]
     if not args.random_only:
-        default = ("otsu", ("impact", "pmi"))
-        fp32 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules)[default]
+        default = ("otsu", ("impact", "pmi", "tagger") if tagged else ("impact", "pmi"))
+        fp32 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules,
+                         tagger=tagged)[default]
         # the same model under bf16 autocast (Segmenter(bf16=True), zhtools segment --bf16)
-        bf_rules = [("otsu", ("impact",)), default]
-        bf16 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, bf_rules, bf16=True)[default]
-        fp32_row = next(r for r in rows if r.get("signals") == "impact+pmi" and r.get("dtype") == "fp32")
+        bf_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi")), default]
+        bf16 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, list(dict.fromkeys(bf_rules)),
+                         bf16=True, tagger=tagged)[default]
+        fp32_row = next(r for r in rows if r.get("signals") == "+".join(default[1]) and r.get("dtype") == "fp32")
         speedup = rows[-1]["chars_per_s"] / fp32_row["chars_per_s"]
         same_lines = sum(x == y for x, y in zip(fp32, bf16)) / len(texts)
         print(f"bf16 vs fp32: {speedup:.2f}x chars/s, identical segmentation on {same_lines:.1%} of lines", flush=True)
     # the last layer (the reference's choice; its fixed threshold 8 is defined on it)
     last_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi")), ("threshold", ("impact",))]
+    rules = [r for r in rules if "tagger" not in r[1]]
     if not (args.no_last or args.random_only):
         run_model(Path(args.model).name, args.model, texts, gold, words, rows, last_rules, layer="last")
     if not args.no_random:
@@ -121,10 +139,12 @@ def main() -> None:
     write(args.name, extra, rows,
           f"SIGHAN 2005 PKU test, {len(texts)} lines; word-span P/R/F1, OOV w.r.t. pku_training_words. "
           "Signals: impact = log adjacent impact (encoder), pmi = bigram PMI from public-domain laws + "
-          "CC BY-SA Wikipedia counts (no encoder); combined = sum of z-scores. Impacts read at the encoder's "
+          "CC BY-SA Wikipedia counts (no encoder); tagger = log-odds of the shipped self-trained tagger "
+          "(trained on this segmenter's impact + PMI output over raw text, no gold); combined = sum of z-scores "
+          "(default: impact+pmi+tagger when the shipped tagger exists). Impacts read at the encoder's "
           "middle layer (default) or the last layer (rows say which). Rules: otsu = label-free "
           "Otsu threshold fitted on data/samples/calibration.txt; dp = same + word-length DP (max 6); "
-          "threshold = reference fixed threshold 8 on raw impacts. chars_per_s = impact computation. "
+          "threshold = reference fixed threshold 8 on raw impacts. chars_per_s = impact (+ tagger) computation. "
           "dtype: fp32 (exact) or bf16 autocast (same model, same run"
           + (f": {speedup:.2f}x the fp32 chars/s, identical segmentation on {same_lines:.1%} of lines)."
              if not args.random_only else ")."))

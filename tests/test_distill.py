@@ -242,6 +242,33 @@ def test_tune_head_trains_head_only_in_successor_finetuning(tmp_path: Path) -> N
     assert torch.equal(st["bert.embeddings.word_embeddings.weight"], before["bert.embeddings.word_embeddings.weight"])
 
 
+def test_kd_targets_are_the_unchanged_predecessor_without_dropout(tmp_path: Path, monkeypatch) -> None:
+    teacher = tiny_classifier(tmp_path, dropout=0.1)
+    cfg = _distill_cfg(tmp_path, teacher, "kd", schedule="linear", kd_alpha=0.5, kd_temperature=2.0)
+    model, tok = _load(teacher)
+    model.eval()
+    texts = [line.split("\t", 1)[1] for line in Path(cfg.train).read_text(encoding="utf-8").splitlines()[1:]]
+    with torch.no_grad():
+        want = [torch.log_softmax(model(input_ids=torch.tensor([tok.with_specials(tok.encode(t).ids)])
+                                        ).logits[0] / 2.0, -1) for t in texts]
+    want = torch.stack(want)
+    seen = []
+    real = torch.nn.functional.kl_div
+
+    def spy(inp, target, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(target.detach().clone())
+        return real(inp, target, *a, **k)
+
+    monkeypatch.setattr(torch.nn.functional, "kl_div", spy)
+    th = distill(cfg)["theseus"]
+    assert seen, "the KD term never ran"
+    for batch in seen:  # every soft target row is the teacher's own (eval-mode) output on a train text
+        d = (batch[:, None, :] - want[None, :, :]).abs().amax(-1).min(-1).values
+        assert float(d.max()) < 1e-4
+    moved = th.model.state_dict()["bert.encoder.layer.0.successor.attention.self.query.weight"]
+    assert not torch.equal(moved, _load(teacher)[0].state_dict()["bert.encoder.layer.0.attention.self.query.weight"])
+
+
 # ----------------------------------------------------------------------- fine-tuning
 def test_finetune_learns_toy_task_and_classifier_cli(tmp_path: Path) -> None:
     tiny_bert_folder(tmp_path / "enc")

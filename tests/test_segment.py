@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,36 @@ def test_join_margins_agree_with_otsu_words(seg) -> None:
         han_inner = {k for s, e, kind in presplit(text) if kind == "han" for k in range(s + 1, e)}
         assert set(m) == han_inner  # one margin per adjacent Hanzi pair, nothing else
         assert all((k not in starts) == (v >= 0) for k, v in m.items())  # >= 0 <=> joined
+
+
+def test_tagger_signal_is_calibrated_and_lossless(model_dir, tmp_path: Path) -> None:
+    from helpers import tiny_bert_folder
+
+    from zhtools.segment.segmenter import SHIPPED_TAGGER
+
+    assert "tagger" not in Segmenter(model_dir).signals  # a user's encoder: impacts (+ PMI) only
+    assert ("tagger" in Segmenter().signals) == (SHIPPED_TAGGER / "config.json").exists()
+    from transformers import AutoModelForTokenClassification
+
+    from zhtools.models import save_model
+    from zhtools.models.loader import load_trainable
+
+    torch.manual_seed(0)  # a saved random token-classification head: a noisy but fixed view
+    m, tok = load_trainable(str(tiny_bert_folder(tmp_path / "base")), AutoModelForTokenClassification, num_labels=2)
+    tg = tmp_path / "tagger"
+    save_model(m, tok, tg)
+    s = Segmenter(model_dir, tagger=tg, signals=("impact", "pmi", "tagger"))
+    cal = s.calibrate(["北京是中国的首都。", "今天天气很好，我们去公园散步吧。"] * 3)
+    assert cal.tagger == str(tg.resolve()) and cal.sd["tagger"] > 0
+    assert {"tagger", "impact+tagger", "impact+pmi+tagger"} <= set(cal.thresholds)
+    texts = ["北京是中国的首都。", "ABC 中国😀人民", "", "中" * 200]
+    for text, words, m in zip(texts, s.segment_many(texts), s.join_margins(texts)):
+        assert "".join(words) == text
+        starts = {sum(map(len, words[:i])) for i in range(len(words))}
+        assert all((k not in starts) == (v >= 0) for k, v in m.items())
+    assert pickle.loads(pickle.dumps(s)).segment(texts[0]) == s.segment(texts[0])
+    with pytest.raises(ValueError):
+        Segmenter(model_dir, signals=("tagger", "bogus"))
 
 
 def test_pickle_roundtrip(seg) -> None:

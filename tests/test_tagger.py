@@ -106,3 +106,39 @@ def test_min_margin_drops_unsure_labels(tmp_path: Path) -> None:
     train_tagger(cfg)
     info = json.loads((out / "tagger.json").read_text(encoding="utf-8"))
     assert abs(info["kept_inner_labels"] - 2 / 3) < 1e-6
+
+
+def test_self_training_round_mixes_teacher_and_tagger(tmp_path: Path) -> None:
+    import numpy as np
+
+    from zhtools.segment.tagger import _TaggerLabeller, pseudo_labels, words_from_margins
+
+    r1 = tmp_path / "r1"
+    r1.mkdir()
+    rng = random.Random(1)
+    rows = []
+    for _ in range(60):
+        ws = [rng.choice(WORDS) for _ in range(rng.randint(3, 6))]
+        text, pos, m = "".join(ws), 0, {}
+        for w in ws:  # teacher margins: +1.5 inside words, -1 (or an unsure -0.2) at boundaries
+            m.update({pos + i: 1.5 for i in range(1, len(w))})
+            if pos:
+                m[pos] = rng.choice([-1.0, -0.2])
+            pos += len(w)
+        rows.append(json.dumps({"text": text, "words": ws, "margins": m}, ensure_ascii=False))
+    (r1 / "pseudo.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    train_tagger(TaggerConfig(corpus=[], out=str(r1), base=str(_tiny_base(tmp_path)), sentences=60, epochs=2,
+                              progress=False))
+    cfg = TaggerConfig(corpus=[], out=str(tmp_path / "r2"), sentences=60, progress=False,
+                       label_with=str(r1 / "best"), teacher_labels=str(r1 / "pseudo.jsonl"))
+    got = pseudo_labels(cfg)
+    assert len(got) == 60 and (tmp_path / "r2" / "pseudo.jsonl").exists()
+    base = [json.loads(x) for x in rows]
+    odds = [m for _w, m in _TaggerLabeller(str(r1 / "best"))([b["text"] for b in base])]
+    sd_t = np.std([v for b in base for v in b["margins"].values()])
+    sd_l = np.std([v for m in odds for v in m.values()])
+    for b, lo, (text, words, mix) in zip(base, odds, got):
+        assert text == b["text"] and "".join(words) == text and words == words_from_margins(text, mix)
+        for k, v in b["margins"].items():
+            assert abs(mix[int(k)] - (v / sd_t + lo[int(k)] / sd_l) / 2 * sd_t) < 2e-3
+    assert pseudo_labels(cfg) == got  # cached

@@ -382,6 +382,9 @@ def _distill(sub) -> None:
                    help="the embedding layer is a replaceable module too")
     p.add_argument("--tune-head", action="store_true",
                    help="once p = 1 (successor fine-tuning), the pooler/classifier head trains too (Su's phase 3)")
+    p.add_argument("--kd-alpha", type=float, default=0.0,
+                   help="mix in knowledge distillation: (1-a) * task loss + a * T^2 * KL(predecessor || model)")
+    p.add_argument("--kd-temperature", type=float, default=2.0, help="softmax temperature T for --kd-alpha")
     _train_args(p)
     p.set_defaults(func=_run_distill)
 
@@ -392,7 +395,7 @@ def _run_distill(args) -> int:
     cfg = DistillConfig(teacher=args.teacher, layers=args.layers, schedule=args.schedule, p=args.p,
                         replace_frac=args.replace_frac, slope=args.slope, b=args.b, init=args.init,
                         replace_embeddings=args.replace_embeddings, tune_head=args.tune_head,
-                        **_train_common(args))
+                        kd_alpha=args.kd_alpha, kd_temperature=args.kd_temperature, **_train_common(args))
     return _report(distill(cfg, resume=args.resume), args.out)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zhtools.distill.classify import ClsTrainConfig
@@ -183,6 +184,8 @@ class DistillConfig(ClsTrainConfig):
     init: str = "first"
     replace_embeddings: bool = False
     tune_head: bool = False  # train the pooler/classifier head too once p = 1
+    kd_alpha: float = 0.0  # > 0: loss = (1 - a) * task loss + a * T^2 * KL(teacher || mixed model)
+    kd_temperature: float = 2.0
 
 
 def load_classifier(path: str):
@@ -222,16 +225,38 @@ def distill(cfg: DistillConfig, resume: bool = False) -> dict[str, Any]:
             p = sched(trainer.step)
             for q in head:  # tune_head: frozen while replacing, trained in successor fine-tuning
                 q.requires_grad_(p >= 1.0)
+            if cfg.kd_alpha > 0:  # the predecessor's soft labels: every module on its predecessor path
+                m.eval()  # no dropout in the teacher pass ...
+                for mod in th.modules:
+                    mod.training = True  # ... but Replaceable modules keep obeying their gates
+                    mod.use_successor = False
+                dev = next(m.parameters()).device
+                with torch.no_grad():
+                    teacher = m(input_ids=batch["input_ids"].to(dev),
+                                attention_mask=batch["attention_mask"].to(dev)).logits.float()
+                m.train()
             th.sample(p, trainer.micro)
-            loss, metrics = base(m, batch)
-            return loss, {**metrics, "p": p}
+            if cfg.kd_alpha <= 0:
+                loss, metrics = base(m, batch)
+                return loss, {**metrics, "p": p}
+            seen: list[torch.Tensor] = []  # the mixed model's logits, from the task loss's own forward
+            h = m.register_forward_hook(lambda _m, _i, out: seen.append(out.logits))
+            try:
+                loss, metrics = base(m, batch)
+            finally:
+                h.remove()
+            T = cfg.kd_temperature
+            kd = F.kl_div(F.log_softmax(seen[-1].float() / T, -1), F.log_softmax(teacher / T, -1),
+                          log_target=True, reduction="batchmean") * T * T
+            loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd
+            return loss, {**metrics, "p": p, "kd": float(kd.detach())}
 
         trainer.loss_fn = loss_fn
 
     info = {"distilled_from": str(cfg.teacher), "theseus": {
         "layers": cfg.layers, "schedule": cfg.schedule, "p": cfg.p, "replace_frac": cfg.replace_frac,
         "slope": cfg.slope, "b": cfg.b, "init": cfg.init, "replace_embeddings": cfg.replace_embeddings,
-        "tune_head": cfg.tune_head}}
+        "tune_head": cfg.tune_head, "kd_alpha": cfg.kd_alpha, "kd_temperature": cfg.kd_temperature}}
     res = run_classifier_training(model, tok, cfg, data, params=th.successor_parameters() + head,
                                   resume=resume, prepare_fn=hook, export_model=export_successor,
                                   info=info)

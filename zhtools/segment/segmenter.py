@@ -20,9 +20,13 @@ Pipeline (always lossless, ``''.join(words) == text``):
 3. **Signals** (``signals``), per adjacent pair: ``impact`` = the log-cohesion above (needs
    the encoder); ``pmi`` = bigram pointwise mutual information from raw text
    (:mod:`zhtools.segment.ngram`; the bundled table counts only public-domain laws and
-   CC BY-SA Wikipedia, no evaluation text). Each signal is z-scored with its mean/std over the
-   unlabelled calibration text; combined signals are summed. Default: both where the table
-   exists.
+   CC BY-SA Wikipedia, no evaluation text); ``tagger`` = log-odds that no word starts at the
+   right character, from the self-trained tagger (:mod:`zhtools.segment.tagger`: an encoder
+   fine-tuned on this segmenter's own impact + PMI output over raw text, so still label-free;
+   one extra forward pass per sentence). Each signal is z-scored with its mean/std over the
+   unlabelled calibration text; combined signals are summed. Default: impact + PMI where the
+   table exists, plus the shipped tagger when the encoder is the shipped default (the tagger
+   was distilled from it); any encoder can use a tagger via ``tagger=`` and ``signals=``.
 4. **Boundary rule** (``rule``):
    - ``"otsu"`` (default, scale-free): join two characters iff the (summed) z-score is at least
      Otsu's two-class threshold of that score over *unlabelled* calibration text (bundled
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +81,8 @@ CALIBRATION_SAMPLE = SAMPLES / "calibration.txt"
 RULES = ("otsu", "dp", "threshold", "chars")
 CALIBRATION_FILE = "segmenter_calibration.json"
 NGRAM_STATS = Path(__file__).resolve().parents[2] / "data" / "models" / "zh-bigram-wiki-laws" / "bigrams.npz"
+SHIPPED_TAGGER = Path(__file__).resolve().parents[2] / "data" / "models" / "zhtools-tagger-small"
+SIGNALS = ("impact", "pmi", "tagger")
 
 
 def presplit(text: str) -> list[tuple[int, int, str]]:
@@ -122,6 +129,7 @@ class Calibration:
     pairs: int
     source: str
     layer: int = -1  # encoder layer the impact statistics were read from (resolved index)
+    tagger: str | None = None  # tagger the ``tagger`` statistics were read from
 
     @property
     def threshold(self) -> float:  # single-signal impact threshold in z units
@@ -158,6 +166,7 @@ class Segmenter:
         layer: int | str = "middle",
         progress: bool = False,
         bf16: bool = False,
+        tagger: str | Path | None = None,
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}")
@@ -173,19 +182,24 @@ class Segmenter:
         self.calibration: Calibration | None = None
         self._engine: ImpactEngine | None = None
         self.ngram_path = Path(ngram_stats) if ngram_stats else NGRAM_STATS
-        if signals is None:
+        self.tagger_path = Path(tagger) if tagger else SHIPPED_TAGGER
+        if signals is None:  # the shipped tagger was distilled from the shipped encoder's segmenter
             signals = ("impact", "pmi") if self.ngram_path.exists() else ("impact",)
-        bad = set(signals) - {"impact", "pmi"}
+            if model is None and tagger is None and (SHIPPED_TAGGER / "config.json").exists():
+                signals += ("tagger",)
+        bad = set(signals) - set(SIGNALS)
         if bad or not signals:
-            raise ValueError(f"signals must be a non-empty subset of ('impact', 'pmi'), got {signals}")
-        self.signals = tuple(s for s in ("impact", "pmi") if s in signals)
+            raise ValueError(f"signals must be a non-empty subset of {SIGNALS}, got {signals}")
+        self.signals = tuple(s for s in SIGNALS if s in signals)
         self._ngram = None
+        self._tagger = None
 
     # pickling: drop the loaded model, reload lazily
     def __getstate__(self) -> dict:
         st = dict(self.__dict__)
         st["_engine"] = None
         st["_ngram"] = None
+        st["_tagger"] = None
         return st
 
     @property
@@ -225,7 +239,7 @@ class Segmenter:
         old = self.rule, self.signals
         self.rule = rule
         if signals is not None:
-            self.signals = tuple(x for x in ("impact", "pmi") if x in signals)
+            self.signals = tuple(x for x in SIGNALS if x in signals)
         try:
             return self._segment_chunk(list(texts), cohesion)
         finally:
@@ -267,8 +281,9 @@ class Segmenter:
             res.append(out)
         return res
 
-    def features(self, runs_text: Sequence[str], d1s, d2s) -> dict[str, np.ndarray]:  # noqa: ANN001
-        """Raw per-pair signals over Hanzi runs: ``impact`` = log((d1+d2)/2), ``pmi``."""
+    def features(self, runs_text: Sequence[str], d1s, d2s, tgs=None) -> dict[str, np.ndarray]:  # noqa: ANN001
+        """Raw per-pair signals over Hanzi runs: ``impact`` = log((d1+d2)/2), ``pmi``,
+        ``tagger`` = the tagger's log-odds that no word starts at the right character."""
         out: dict[str, np.ndarray] = {}
         if "impact" in self.signals:
             vals = [np.log(np.maximum((a + b) / 2, 1e-12)) for a, b in zip(d1s, d2s)]
@@ -276,22 +291,52 @@ class Segmenter:
         if "pmi" in self.signals:
             vals = [self.ngram.pmi(r) for r in runs_text]
             out["pmi"] = np.concatenate(vals) if vals else np.zeros(0)
+        if "tagger" in self.signals:
+            out["tagger"] = np.concatenate(tgs) if tgs else np.zeros(0)
+        return out
+
+    @property
+    def tagger(self):  # noqa: ANN201
+        with _CALIBRATION_LOCK:  # built once, also when threads ask at the same time
+            if self._tagger is None:
+                from zhtools.segment.tagger import Tagger
+
+                if not (self.tagger_path / "config.json").exists():
+                    raise FileNotFoundError(f"tagger not found: {self.tagger_path}")
+                self._tagger = Tagger(self.tagger_path, budget=self.budget)
+        return self._tagger
+
+    def _runs(self, texts: Sequence[str], coh=None) -> list[list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]]:  # noqa: ANN001
+        """Per text, every Hanzi run of 2+ characters with its per-pair arrays
+        ``(start, end, d1, d2, tagger log-odds)`` (NaN where a signal is not used)."""
+        runs = [[(s, e) for s, e, k in presplit(t) if k == "han" and e - s > 1] for t in texts]
+        need_impact = "impact" in self.signals or self.rule == "threshold"
+        if coh is None:
+            coh = self.cohesion(texts) if need_impact and any(runs) else [[] for _ in texts]
+        odds: list[dict[int, float]] = [{} for _ in texts]
+        if "tagger" in self.signals and any(runs):
+            for i, pr in enumerate(self.tagger.start_probs(texts)):
+                odds[i] = {k: math.log(max(1 - p, 1e-6) / max(p, 1e-6)) for k, p in pr}
+        out = []
+        for i, rs in enumerate(runs):
+            by_start = {s: (d1, d2) for s, d1, d2 in coh[i]}
+            row = []
+            for s, e in rs:
+                nan = np.full(e - s - 1, np.nan)
+                d1, d2 = by_start.get(s, (nan, nan))
+                tg = np.array([odds[i].get(k, np.nan) for k in range(s + 1, e)])
+                row.append((s, e, d1, d2, tg))
+            out.append(row)
         return out
 
     def calibrate(self, texts: Sequence[str], source: str = "input", coh=None) -> Calibration:  # noqa: ANN001
         """Fit per-signal mean/std and Otsu thresholds of every signal combination on
         unlabelled ``texts`` (no gold segmentation involved); ``coh``: their precomputed
         :meth:`cohesion`."""
-        runs_text, d1s, d2s = [], [], []
-        if "impact" in self.signals:
-            for t, runs in zip(texts, self.cohesion(texts) if coh is None else coh):
-                for s0, a, b in runs:
-                    runs_text.append(t[s0 : s0 + len(a) + 1])
-                    d1s.append(a)
-                    d2s.append(b)
-        else:
-            runs_text = [t[s0:e] for t in texts for s0, e, k in presplit(t) if k == "han" and e - s0 > 1]
-        feats = self.features(runs_text, d1s, d2s)
+        runs = [r for t, rs in zip(texts, self._runs(texts, coh)) for r in ((t, *x) for x in rs)]
+        runs_text = [t[s0:e] for t, s0, e, *_ in runs]
+        d1s, d2s, tgs = ([r[k] for r in runs] for k in (3, 4, 5))
+        feats = self.features(runs_text, d1s, d2s, tgs)
         mu, sd = {}, {}
         for name, v in feats.items():
             v = v[np.isfinite(v)]
@@ -302,7 +347,8 @@ class Segmenter:
             z = sum(np.nan_to_num((feats[n] - mu[n]) / sd[n]) for n in combo)
             thresholds["+".join(combo)] = otsu_threshold(z)
         n = int(next(iter(feats.values())).size)
-        self.calibration = Calibration(thresholds, mu, sd, n, source, self._layer_index())
+        self.calibration = Calibration(thresholds, mu, sd, n, source, self._layer_index(),
+                                       self._tagger_id() if "tagger" in self.signals else None)
         return self.calibration
 
     def ensure_calibrated(self) -> Calibration:
@@ -321,13 +367,20 @@ class Segmenter:
             if shipped.exists():
                 d = json.loads(shipped.read_text(encoding="utf-8"))
                 same_layer = "impact" not in self.signals or d.get("layer", -1) == self._layer_index()
-                if same_layer and all(n in d.get("mu", {}) for n in self.signals):
+                same_tagger = "tagger" not in self.signals or d.get("tagger") == self._tagger_id()
+                if same_layer and same_tagger and all(n in d.get("mu", {}) for n in self.signals):
                     self.calibration = Calibration(**d)
                     return self.calibration
             self.calibrate(calibration_lines(), source=CALIBRATION_SAMPLE.name)
         return self.calibration
 
     # ------------------------------------------------------------------ internals
+    def _tagger_id(self) -> str:
+        """Which tagger the calibration's ``tagger`` statistics belong to: the shipped one by
+        name, any other by its resolved path."""
+        p = self.tagger_path.resolve()
+        return p.name if p == SHIPPED_TAGGER.resolve() else str(p)
+
     def _layer_index(self) -> int:
         """The resolved encoder layer (loads the encoder only when impacts are used)."""
         return self.engine.layer if "impact" in self.signals or self.rule == "threshold" else -1
@@ -335,14 +388,12 @@ class Segmenter:
     def _segment_chunk(self, texts: list[str], coh=None) -> list[list[str]]:  # noqa: ANN001
         runs_per_text = [presplit(t) for t in texts]
         has_runs = self.rule != "chars" and any(k == "han" and e - s > 1 for r in runs_per_text for s, e, k in r)
-        need_model = has_runs and ("impact" in self.signals or self.rule == "threshold")
-        if coh is None:
-            coh = self.cohesion(texts) if need_model else [[] for _ in texts]
+        sig = self._runs(texts, coh) if has_runs else [[] for _ in texts]
         if has_runs and self.rule in ("otsu", "dp"):
             self.ensure_calibrated()
         out = []
-        for text, runs, c in zip(texts, runs_per_text, coh):
-            by_start = {s: (d1, d2) for s, d1, d2 in c}
+        for text, runs, rs in zip(texts, runs_per_text, sig):
+            by_start = {x[0]: x[2:] for x in rs}
             words: list[str] = []
             for s, e, kind in runs:
                 if kind != "han" or e - s == 1 or self.rule == "chars":
@@ -351,9 +402,7 @@ class Segmenter:
                     else:
                         words.append(text[s:e])
                     continue
-                nan = np.full(e - s - 1, np.nan)
-                d1, d2 = by_start.get(s, (nan, nan))
-                words.extend(self._split_run(text[s:e], d1, d2))
+                words.extend(self._split_run(text[s:e], *by_start[s]))
             out.append(words)
         return out
 
@@ -363,33 +412,28 @@ class Segmenter:
         Its size is the segmenter's confidence, e.g. to weight pseudo-labels. ``coh``: the
         texts' precomputed :meth:`cohesion`."""
         texts = list(texts)
-        if coh is None:
-            coh = self.cohesion(texts) if "impact" in self.signals else [[] for _ in texts]
+        sig = self._runs(texts, coh)
         self.ensure_calibrated()
         out = []
-        for t, c in zip(texts, coh):
-            by_start = {s: (d1, d2) for s, d1, d2 in c}
+        for t, rs in zip(texts, sig):
             m: dict[int, float] = {}
-            for s, e, kind in presplit(t):
-                if kind == "han" and e - s > 1:
-                    nan = np.full(e - s - 1, np.nan)
-                    d1, d2 = by_start.get(s, (nan, nan))
-                    m.update({s + 1 + k: float(v) for k, v in enumerate(self._margin(t[s:e], d1, d2))})
+            for s, e, d1, d2, tg in rs:
+                m.update({s + 1 + k: float(v) for k, v in enumerate(self._margin(t[s:e], d1, d2, tg))})
             out.append(m)
         return out
 
-    def _margin(self, run: str, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    def _margin(self, run: str, d1: np.ndarray, d2: np.ndarray, tg: np.ndarray | None = None) -> np.ndarray:
         cal = self.calibration
-        feats = self.features([run], [d1], [d2])
+        feats = self.features([run], [d1], [d2], [tg] if tg is not None else None)
         z = sum(np.nan_to_num((feats[n] - cal.mu[n]) / cal.sd[n]) for n in self.signals)
         return z - cal.thresholds["+".join(self.signals)]
 
-    def _split_run(self, run: str, d1: np.ndarray, d2: np.ndarray) -> list[str]:
+    def _split_run(self, run: str, d1: np.ndarray, d2: np.ndarray, tg: np.ndarray | None = None) -> list[str]:
         d = (d1 + d2) / 2
         if self.rule == "threshold":
             join = ~(d < self.fixed_threshold)  # NaN (no impact available) -> joined
         else:
-            c = self._margin(run, d1, d2)
+            c = self._margin(run, d1, d2, tg)
             if self.rule == "dp":
                 return _dp_split(run, c, self.max_word)
             join = c >= 0

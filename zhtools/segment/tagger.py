@@ -19,11 +19,13 @@ import logging
 import math
 import os
 import random
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,6 +57,7 @@ def _sentences(lines: Iterable[str], max_chars: int) -> Iterator[str]:
 
 
 SHIPPED_TAGGER = "zhtools-tagger-small"
+_LOAD_LOCK = threading.Lock()
 
 
 class Tagger:
@@ -75,11 +78,11 @@ class Tagger:
         return {**self.__dict__, "_loaded": None}
 
     def _load(self):  # noqa: ANN202
-        if self._loaded is None:
-            from zhtools.models import load_encoder
+        with _LOAD_LOCK:  # one load, also when threads ask at the same time
+            if self._loaded is None:
+                from zhtools.models import load_encoder
 
-            enc = load_encoder(self.path, head="token-cls", device=self.device)
-            self._loaded = enc
+                self._loaded = load_encoder(self.path, head="token-cls", device=self.device)
         return self._loaded
 
     def start_probs(self, texts: Sequence[str]) -> list[list[tuple[int, float]]]:
@@ -111,23 +114,12 @@ class Tagger:
 
     def segment_many(self, texts: Iterable[str]) -> list[list[str]]:
         texts = list(texts)
-        probs = self.start_probs(texts)
-        res = []
-        for t, pr in zip(texts, probs):
-            start_p = dict(pr)
-            words: list[str] = []
-            for s, e, kind in presplit(t):
-                if kind != "han":
-                    words.append(t[s:e])
-                    continue
-                cut = s
-                for k in range(s + 1, e):
-                    if start_p.get(k, 1.0) >= self.threshold:
-                        words.append(t[cut:k])
-                        cut = k
-                words.append(t[cut:e])
-            res.append(words)
-        return res
+        out = []
+        for t, pr in zip(texts, self.start_probs(texts)):
+            p = dict(pr)  # a word starts where P >= threshold (and wherever no token was scored)
+            out.append(words_from_margins(t, {k: -1.0 if p.get(k, 1.0) >= self.threshold else 1.0
+                                              for k in _han_inner(t)}))
+        return out
 
     def segment(self, text: str) -> list[str]:
         return self.segment_many([text])[0]
@@ -154,6 +146,7 @@ class TaggerConfig:
     teacher_bf16: bool = False  # bf16 autocast for the impact segmenter that labels (CPU)
     label_with: str | None = None  # label with this trained tagger instead (self-training round)
     min_margin: float = 0.0  # ignore pseudo-labels whose |join margin| is below this
+    teacher_labels: str | None = None  # an earlier round's pseudo.jsonl to mix with label_with's odds
 
 
 def sample_sentences(files: Sequence[str], n: int, max_chars: int, seed: int = 0) -> list[str]:
@@ -196,27 +189,79 @@ class _TaggerLabeller:
 
     def __call__(self, texts: list[str]) -> list[tuple[list[str], dict[int, float]]]:
         out = []
-        for t, words, probs in zip(texts, self.tagger.segment_many(texts), self.tagger.start_probs(texts)):
+        for t, probs in zip(texts, self.tagger.start_probs(texts)):
             p = dict(probs)
-            inner = [k for s, e, kind in presplit(t) if kind == "han" for k in range(s + 1, e)]
-            out.append((words, {k: math.log(max(1 - p.get(k, 0.0), 1e-6) / max(p.get(k, 0.0), 1e-6)) for k in inner}))
+            m = {k: math.log(max(1 - p.get(k, 1.0), 1e-6) / max(p.get(k, 1.0), 1e-6)) for k in _han_inner(t)}
+            out.append((words_from_margins(t, m), m))
         return out
+
+
+def _han_inner(text: str) -> list[int]:
+    """Offsets k inside Hanzi runs: the pair (k-1, k) is the model's decision."""
+    return [k for s, e, kind in presplit(text) if kind == "han" for k in range(s + 1, e)]
+
+
+def _read_pseudo(path: Path) -> list[tuple[str, list[str], dict[int, float]]]:
+    rows = []
+    if path.exists():
+        for x in path.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(x)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill
+            rows.append((r["text"], r["words"], {int(k): v for k, v in r.get("margins", {}).items()}))
+    return rows
+
+
+def words_from_margins(text: str, margins: dict[int, float]) -> list[str]:
+    """Lossless words: deterministic pre-split runs, Hanzi runs cut where the join margin is < 0."""
+    words: list[str] = []
+    for s, e, kind in presplit(text):
+        if kind != "han":
+            words.append(text[s:e])
+            continue
+        cut = s
+        for k in range(s + 1, e):
+            if margins.get(k, 0.0) < 0:
+                words.append(text[cut:k])
+                cut = k
+        words.append(text[cut:e])
+    return words
+
+
+def _mixed_labels(cfg: TaggerConfig) -> list[tuple[str, list[str], dict[int, float]]]:
+    """Self-training round: the sentences of an earlier round's ``teacher_labels`` relabelled by
+    the sum of the teacher's join margins and the ``label_with`` tagger's log-odds, each divided
+    by its standard deviation over the set (equal weights; label-free), in teacher units."""
+    base = _read_pseudo(Path(cfg.teacher_labels))[: cfg.sentences]
+    texts = [t for t, _w, _m in base]
+    odds = [m for _w, m in _TaggerLabeller(cfg.label_with)(texts)] if texts else []
+    sd_t = float(np.std([v for _t, _w, m in base for v in m.values()])) or 1.0
+    sd_l = float(np.std([v for m in odds for v in m.values()])) or 1.0
+    out = []
+    for (t, _w, m), lo in zip(base, odds):
+        mix = {k: round((v / sd_t + lo.get(k, 0.0) / sd_l) / 2 * sd_t, 3) for k, v in m.items()}
+        out.append((t, words_from_margins(t, mix), mix))
+    return out
 
 
 def pseudo_labels(cfg: TaggerConfig) -> list[tuple[str, list[str], dict[int, float]]]:
     """Segment ``cfg.sentences`` raw sentences with the teacher (cached in ``pseudo.jsonl``,
     resumable): (text, words, join margins)."""
     cache = Path(cfg.out) / "pseudo.jsonl"
-    done: list[tuple[str, list[str], dict[int, float]]] = []
-    if cache.exists():  # resume: the sentence sample is deterministic, so keep what is there
-        for x in cache.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(x)
-            except json.JSONDecodeError:
-                break  # a line cut by a kill
-            done.append((r["text"], r["words"], {int(k): v for k, v in r.get("margins", {}).items()}))
-        if len(done) >= cfg.sentences:
-            return done[: cfg.sentences]
+    done = _read_pseudo(cache)  # resume: the sentence sample is deterministic, so keep what is there
+    if len(done) >= cfg.sentences:
+        return done[: cfg.sentences]
+    if cfg.teacher_labels:
+        if not cfg.label_with:
+            raise ValueError("teacher_labels needs label_with (the tagger to mix in)")
+        out = _mixed_labels(cfg)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps({"text": t, "words": w, "margins": m}, ensure_ascii=False) + "\n"
+                               for t, w, m in out), encoding="utf-8")
+        tmp.replace(cache)
+        return out
     sents = sample_sentences(cfg.corpus, cfg.sentences, cfg.max_chars, cfg.seed)
     if cfg.label_with:
         label: Any = _TaggerLabeller(cfg.label_with)
@@ -303,6 +348,13 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
             "train_sentences": len(train), "labels": "1 = a word starts at this token"}
     if cfg.min_margin > 0:
         info["kept_inner_labels"] = kept / max(total, 1)
+    if cfg.label_with:
+        info["labelled_by"] = f"tagger {cfg.label_with}" + (
+            f" mixed with the teacher margins of {cfg.teacher_labels}" if cfg.teacher_labels else "")
+    else:
+        from zhtools.segment import Segmenter
+
+        info["labelled_by"] = "segmenter signals " + "+".join(Segmenter(cfg.teacher).signals)
     teacher_info = (Path(cfg.teacher) if cfg.teacher else default_model_path()) / "pretrain_info.json"
     if teacher_info.exists():  # which encoder checkpoint produced the pseudo-labels
         info["teacher_encoder_steps"] = json.loads(teacher_info.read_text(encoding="utf-8")).get("steps")
@@ -333,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="ignore pseudo-labels whose |join margin| is below this (teacher's least confident)")
     ap.add_argument("--teacher-bf16", action="store_true", help="bf16 autocast for the labelling segmenter (CPU)")
     ap.add_argument("--label-with", default=None, help="label with this trained tagger (self-training round)")
+    ap.add_argument("--teacher-labels", default=None,
+                    help="with --label-with: relabel this earlier pseudo.jsonl by mixing its teacher margins "
+                         "with the tagger's log-odds (a self-training round)")
     ap.add_argument("--labels-only", action="store_true", help="write pseudo.jsonl and stop")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast while training (CPU with native bf16)")
     ap.add_argument("--threads", type=int, default=None)
@@ -346,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TaggerConfig(corpus=[str(p) for p in corpus_files(a.corpus)], out=a.out, teacher=a.teacher,
                        layers=a.layers, sentences=a.sentences, epochs=a.epochs, lr=a.lr, progress=not a.quiet,
                        teacher_bf16=a.teacher_bf16, label_with=a.label_with, min_margin=a.min_margin,
+                       teacher_labels=a.teacher_labels,
                        bf16=a.bf16)
     if a.labels_only:
         print(json.dumps({"pseudo_labelled": len(pseudo_labels(cfg))}))
