@@ -185,7 +185,8 @@ class Segmenter:
         self.tagger_path = Path(tagger) if tagger else SHIPPED_TAGGER
         if signals is None:  # the shipped tagger was distilled from the shipped encoder's segmenter
             signals = ("impact", "pmi") if self.ngram_path.exists() else ("impact",)
-            if model is None and tagger is None and (SHIPPED_TAGGER / "config.json").exists():
+            shipped = model is None or Path(model).resolve() == default_model_path().resolve()
+            if shipped and tagger is None and (SHIPPED_TAGGER / "config.json").exists():
                 signals += ("tagger",)
         bad = set(signals) - set(SIGNALS)
         if bad or not signals:
