@@ -10,6 +10,7 @@ $PY benchmarks/bench_probe.py
 $PY benchmarks/bench_segment.py --no-last --no-random   # full PKU test: all rules/signals, jieba (drop --no-last for last-layer rows)
 $PY benchmarks/bench_segment.py --random-only --name segment_random   # random-init twin of the same shape
 $PY benchmarks/bench_segment_layers.py   # label-free layer choice vs People's Daily dev F1
+$PY benchmarks/bench_segment_ud.py --bf16   # second standard/domain: UD GSDSimp test words
 $PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped vs random init, same shape
 if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
