@@ -11,6 +11,7 @@ $PY benchmarks/bench_segment.py --no-last --no-random   # full PKU test: all rul
 $PY benchmarks/bench_segment.py --random-only --name segment_random   # random-init twin of the same shape
 $PY benchmarks/bench_segment_layers.py   # label-free layer choice vs People's Daily dev F1
 $PY benchmarks/bench_segment_ud.py --bf16   # second standard/domain: UD GSDSimp test words
+$PY benchmarks/bench_tagger.py --name segment_tagger7   # shipped self-trained tagger vs the default segmenter
 $PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped vs random init, same shape
 if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
@@ -21,6 +22,9 @@ $PY benchmarks/bench_distill.py --dataset chnsenticorp --lookahead --epochs 3 --
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --distill-epochs 5 --schedules linear --lr 3e-4 --distill-lr 3e-4
 # successor lr 1e-3 (chosen on seed-0 dev) for Theseus and the direct baseline alike
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --suffix=-lr1e-3
+for a in 0.5 0.2; do   # Theseus + knowledge distillation (KD weight a, T = 2), same teachers and lr
+  $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --kd-alpha $a --suffix=-lr1e-3-kd$a
+done
 $PY benchmarks/bench_distill.py --dataset smp2020-usual --la --epochs 1 --lr 3e-4 --distill-lr 3e-4
 $PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --suffix=-lr1e-3
 # summarizer (needs the trained run folder; the shipped fp16 copy also works as --model)
