@@ -109,7 +109,7 @@ def main() -> None:
                  "recall": s["recall"], "oov_recall": s["oov_recall"], "iv_recall": s["iv_recall"]})
     rules = [("otsu", ("impact",)), ("otsu", ("pmi",)), ("otsu", ("impact", "pmi")),
              ("dp", ("impact",)), ("dp", ("impact", "pmi")), ("threshold", ("impact",))]
-    tagged = (SHIPPED_TAGGER / "config.json").exists() and args.model == str(default_model_path())
+    tagged = "tagger" in Segmenter(args.model).signals  # the default rule: shipped encoder + shipped tagger
     if tagged:  # the shipped tagger (distilled from this encoder's segmenter) as a further signal
         rules += [("otsu", ("tagger",)), ("otsu", ("impact", "tagger")), ("otsu", ("impact", "pmi", "tagger")),
                   ("dp", ("impact", "pmi", "tagger"))]

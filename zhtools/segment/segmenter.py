@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -316,8 +315,10 @@ class Segmenter:
             coh = self.cohesion(texts) if need_impact and any(runs) else [[] for _ in texts]
         odds: list[dict[int, float]] = [{} for _ in texts]
         if "tagger" in self.signals and any(runs):
+            from zhtools.segment.tagger import join_log_odds
+
             for i, pr in enumerate(self.tagger.start_probs(texts)):
-                odds[i] = {k: math.log(max(1 - p, 1e-6) / max(p, 1e-6)) for k, p in pr}
+                odds[i] = {k: join_log_odds(p) for k, p in pr}
         out = []
         for i, rs in enumerate(runs):
             by_start = {s: (d1, d2) for s, d1, d2 in coh[i]}

@@ -40,12 +40,18 @@ INFO = "tagger.json"
 
 def word_start_labels(tok: ZhTokenizer, text: str, words: Sequence[str]) -> tuple[list[int], list[int]]:
     """Token ids of ``text`` and a 0/1 label per token: 1 where a word starts."""
+    ids, labels, _offsets = _encode_labels(tok, text, words)
+    return ids, labels
+
+
+def _encode_labels(tok: ZhTokenizer, text: str, words: Sequence[str]) -> tuple[list[int], list[int], list]:
+    """:func:`word_start_labels` plus the tokens' character offsets."""
     starts, pos = set(), 0
     for w in words:
         starts.add(pos)
         pos += len(w)
     enc = tok.encode(text)
-    return list(enc.ids), [1 if s in starts else 0 for s, _e in enc.offsets]
+    return list(enc.ids), [1 if s in starts else 0 for s, _e in enc.offsets], list(enc.offsets)
 
 
 def _sentences(lines: Iterable[str], max_chars: int) -> Iterator[str]:
@@ -174,11 +180,11 @@ class _TeacherLabeller:
     def __init__(self, model: str | None, bf16: bool) -> None:
         from zhtools.segment import Segmenter
 
-        self.seg = Segmenter(model, bf16=bf16)
+        self.seg = Segmenter(model, bf16=bf16)  # rule "otsu": join iff margin >= 0
 
     def __call__(self, texts: list[str]) -> list[tuple[list[str], dict[int, float]]]:
-        coh = self.seg.cohesion(texts)
-        return list(zip(self.seg.segment_with(texts, coh, self.seg.rule), self.seg.join_margins(texts, coh)))
+        # one pass over the signals: under the otsu rule the words are the margins' >= 0 joins
+        return [(words_from_margins(t, m), m) for t, m in zip(texts, self.seg.join_margins(texts))]
 
 
 class _TaggerLabeller:
@@ -191,9 +197,14 @@ class _TaggerLabeller:
         out = []
         for t, probs in zip(texts, self.tagger.start_probs(texts)):
             p = dict(probs)
-            m = {k: math.log(max(1 - p.get(k, 1.0), 1e-6) / max(p.get(k, 1.0), 1e-6)) for k in _han_inner(t)}
+            m = {k: join_log_odds(p.get(k, 1.0)) for k in _han_inner(t)}
             out.append((words_from_margins(t, m), m))
         return out
+
+
+def join_log_odds(p_start: float) -> float:
+    """log((1 - p) / p) for a word-start probability p, clipped at 1e-6: > 0 means "join"."""
+    return math.log(max(1 - p_start, 1e-6) / max(p_start, 1e-6))
 
 
 def _han_inner(text: str) -> list[int]:
@@ -303,9 +314,8 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
     ex = []
     kept = total = 0
     for t, w, margins in data:
-        ids, lab = word_start_labels(tok, t, w)
+        ids, lab, offs = _encode_labels(tok, t, w)
         if cfg.min_margin > 0:  # drop the teacher's least confident decisions
-            offs = tok.encode(t).offsets
             for k, (s0, _e) in enumerate(offs):
                 mk = margins.get(s0)
                 if mk is not None:

@@ -38,14 +38,12 @@ def ship(run_dir: str | Path, dest: str | Path) -> Path:
 def write_calibration(dest: str | Path) -> dict:
     """(Re)fit the default segmenter's label-free calibration for the model in ``dest`` on the
     bundled sample and store it there (``python -m zhtools.train.ship --calibrate DIR``)."""
-    from zhtools.models.loader import default_model_path
     from zhtools.segment.segmenter import CALIBRATION_FILE, Segmenter, save_calibration
 
     dest = Path(dest)
     (dest / CALIBRATION_FILE).unlink(missing_ok=True)
-    # the shipped default gets the default signals (with the shipped tagger), any other model its own
-    shipped = dest.resolve() == default_model_path().resolve()
-    cal = Segmenter(None if shipped else str(dest)).ensure_calibrated()
+    # default signals: the shipped folder (by path too) gets the shipped tagger, any other model its own
+    cal = Segmenter(str(dest)).ensure_calibrated()
     save_calibration(cal, dest / CALIBRATION_FILE)
     print(json.dumps(cal.__dict__))
     return cal.__dict__
