@@ -8,7 +8,8 @@ Label-free criterion: on the calibration text, how well the boundaries from impa
 agree with those from bigram PMI alone (word-span F1 of one against the other). PMI is an
 independent view of the same text, so the layer whose impacts agree with it most is the one
 whose impacts carry most lexical information. Gold check: PFR dev F1 of impacts alone and of
-impact + PMI for the same layers. Impacts are cached under runs/bench_segment_layers/.
+impact + PMI for the same layers. Impacts are cached under runs/bench_segment_layers/, keyed by a
+hash of the model's weights (a re-shipped model never reads a stale cache).
 
     python benchmarks/bench_segment_layers.py [--model DIR] [--lines 300]
 """
@@ -16,6 +17,7 @@ impact + PMI for the same layers. Impacts are cached under runs/bench_segment_la
 from __future__ import annotations
 
 import argparse
+import hashlib
 import pickle
 import random
 import re
@@ -40,6 +42,15 @@ def pfr_sample(n: int) -> list[list[str]]:
     return [[w for w in (strip.sub("", t).lstrip("[") for t in x.split()) if w] for x in lines[:n]]
 
 
+def weights_key(model: str) -> str:
+    """Short content hash of a model folder's weights (the model name when it is not a folder)."""
+    files = sorted(Path(model).glob("*.safetensors")) if Path(model).is_dir() else []
+    h = hashlib.sha1(model.encode() if not files else b"")
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=str(default_model_path()))
@@ -53,7 +64,7 @@ def main() -> None:
     from transformers import AutoConfig
 
     n_layers = AutoConfig.from_pretrained(args.model).num_hidden_layers
-    cache = Path(args.cache)
+    cache = Path(args.cache) / weights_key(args.model)
     cache.mkdir(parents=True, exist_ok=True)
     rows = []
     for layer in range(1, n_layers + 1):
