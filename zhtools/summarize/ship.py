@@ -40,8 +40,9 @@ def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngra
         select = "greedy L2R ROUGE-L"
     lines = [
         f"# {dest.name}", "",
-        "Bidirectional seq2seq title generator (zhtools.summarize): the shipped zhtools-char-small",
-        "encoder + a Transformer decoder shared by a left-to-right and a right-to-left direction",
+        "Bidirectional seq2seq title generator (zhtools.summarize): a zhtools-char-small encoder",
+        "(the checkpoint named in the command below, fine-tuned here) + a Transformer decoder shared by",
+        "a left-to-right and a right-to-left direction",
         *what,
         "",
         f"- parameters: {n_params / 1e6:.2f}M, weights fp16, {size / 2**20:.1f} MiB (safetensors)",
