@@ -28,4 +28,6 @@ done
 $PY benchmarks/bench_distill.py --dataset smp2020-usual --la --epochs 1 --lr 3e-4 --distill-lr 3e-4
 $PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --suffix=-lr1e-3
 # summarizer (needs the trained run folder; the shipped fp16 copy also works as --model)
-$PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --threads 1
+# (summarize_csl.md holds the session-6 model's run; summarize_csl_e26k.md compared the shipped model, then in
+#  runs/summ/e26k/best, with the session-6 model: --compare shipped-24ep=<that folder from git history>)
+$PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --no-repeat-ngram 2 --threads 1 --name summarize_csl_e26k
