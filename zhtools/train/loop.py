@@ -164,7 +164,8 @@ class Trainer:
     ) -> None:
         self.cfg = cfg
         self.rank, self.world, local = dist_info()
-        if self.world > 1 and not dist.is_initialized():
+        self._owns_group = self.world > 1 and not dist.is_initialized()
+        if self._owns_group:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             dist.init_process_group(backend)
         if device is None:
@@ -342,6 +343,11 @@ class Trainer:
             ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
             with ctx:
                 self.export_fn(self.model, self.out)
+        if self._owns_group:
+            # every rank waits for rank 0's export, then the group is torn down before the
+            # processes exit (a rank exiting with live gloo threads can abort with SIGABRT)
+            dist.barrier()
+            dist.destroy_process_group()
         return {"step": self.step, "eval": final, "done": self.step >= cfg.steps}
 
     def _next_for_rank(self, stream: Iterator[Any]) -> Any:
