@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import regex
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +40,40 @@ def test_presplit_rules() -> None:
     assert [text[s:e] for s, e, _k in presplit(text)] == ["G", "-", "20", "和马克思", "·", "恩格斯", "—"]
 
 
-_CHARS = st.sampled_from(list("中国人的一是了北京首都天气好，。！？ \t\n1a.%😀\x00") + ["\U00020000", "\u0301"])
+def test_presplit_urls_scripts() -> None:
+    text = "详见https://www.gov.cn/zhengce/a.htm?id=3&x=1。或www.baidu.com，邮箱123456@qq.com和a.b@pku.edu.cn."
+    assert [text[s:e] for s, e, _k in presplit(text)] == [
+        "详见", "https://www.gov.cn/zhengce/a.htm?id=3&x=1", "。", "或", "www.baidu.com", "，", "邮箱",
+        "123456@qq.com", "和", "a.b@pku.edu.cn", "."]
+    text = "（见http://a.cn/x）"  # a closing bracket or full stop after a URL is not part of it
+    assert [text[s:e] for s, e, _k in presplit(text)] == ["（", "见", "http://a.cn/x", "）"]
+    text = "Zhōngguó是café，α粒子，Москва，カタカナ・テスト，한국어"
+    assert [(text[s:e], k) for s, e, k in presplit(text) if k != "other"] == [
+        ("Zhōngguó", "alnum"), ("是", "han"), ("café", "alnum"), ("α", "alnum"), ("粒子", "han"),
+        ("Москва", "alnum"), ("カタカナ", "kana"), ("テスト", "kana"), ("한국어", "hangul")]
+    assert [k for _s, _e, k in presplit("3×4÷2")] == ["num", "other", "num", "other", "num"]
+
+
+def test_words_keep_grapheme_clusters() -> None:
+    family, flag, thumb = "👨\u200d👩\u200d👧", "🇨🇳", "👍🏽"
+    text = f"我们{family}去{flag}看{thumb}！e\u0301和葛\U000e0100城\u2764\ufe0f"
+    words = Segmenter(rule="chars").segment(text)
+    assert "".join(words) == text
+    for cluster in (family, flag, thumb, "e\u0301", "葛\U000e0100", "\u2764\ufe0f"):
+        assert cluster in words
+
+
+def _grapheme_starts(text: str) -> set[int]:
+    return {m.start() for m in regex.finditer(r"\X", text)}
+
+
+def _cuts_inside_graphemes(text: str, words: list[str]) -> list[int]:
+    cuts = np.cumsum([len(w) for w in words])[:-1].tolist()
+    return [c for c in cuts if c not in _grapheme_starts(text)]
+
+
+_CHARS = st.sampled_from(list("中国人的一是了北京首都天气好，。！？ \t\n1a.%😀\x00")
+                         + ["\U00020000", "\u0301", "\u200d", "\ufe0f", "\U0001f3fd", "\U0001f1e8", "\r"])
 
 
 @settings(max_examples=10_000, deadline=None)
@@ -48,6 +82,7 @@ def test_lossless_chars_rule(text: str) -> None:
     words = Segmenter(rule="chars").segment(text)
     assert "".join(words) == text
     assert all(words)
+    assert not _cuts_inside_graphemes(text, words)
 
 
 _STRINGS = st.lists(st.lists(_CHARS, max_size=30).map("".join), min_size=20, max_size=20)
@@ -61,6 +96,7 @@ def test_lossless_model_rules(seg, texts: list[str]) -> None:
         seg.rule = rule
         for text, words in zip(texts, seg.segment_many(texts)):
             assert "".join(words) == text and all(words)
+            assert not _cuts_inside_graphemes(text, words)
     seg.rule = "otsu"
 
 

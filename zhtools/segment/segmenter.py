@@ -5,11 +5,16 @@ Pipeline (always lossless, ``''.join(words) == text``):
 1. **Pre-split** deterministically into runs: Arabic numbers (half/full width, with internal
    ``.``/``,``/``·`` decimal or thousands marks, ``／`` fractions and ``∶`` ratios between
    digits: ``5.2``, ``１４·９``, ``1,000``, ``1／3``, ``3∶0``; a minus sign that starts a number
-   belongs to it: ``－5``); Hanzi runs; Latin/alphanumeric runs (``GDP``, ``G20``); whitespace
-   runs; runs of one repeated dash or ellipsis character (``——``, ``……``, ``...``) as one
-   token; every other character alone (punctuation, emoji, symbols). Only Hanzi runs of 2+
-   characters go to the model. **Numerals**: an Arabic number keeps a directly following
-   calendar/time unit (年月日时分秒), magnitude (万, 亿) or percent sign as one word
+   belongs to it: ``－5``); Hanzi runs; Latin/alphanumeric runs (``GDP``, ``G20``, pinyin
+   ``Zhōngguó``, Greek and Cyrillic words); whitespace runs; runs of one repeated dash or
+   ellipsis character (``——``, ``……``, ``...``) as one token; URLs (``https://…``,
+   ``www.…``; ASCII characters only, trailing punctuation left out) and e-mail addresses as
+   one token; kana runs (``カタカナ``) and Hangul runs (``한국어``) as one token each; every
+   other character alone (punctuation, emoji, symbols). Only Hanzi runs of 2+ characters go to the model. Words never cut a user-perceived
+   character: an emoji ZWJ sequence (``👨‍👩‍👧``), a flag, a skin-tone modifier, a combining
+   accent or a variation selector stays with its base character (Unicode extended grapheme
+   clusters, via the ``regex`` package). **Numerals**: an Arabic number keeps a directly
+   following calendar/time unit (年月日时分秒), magnitude (万, 亿) or percent sign as one word
    (``1998年``, ``３０％``, ``5万``), the convention shared by the PKU, MSR and CTB standards;
    measure words stay separate words (``3 张``, ``5 个``). Hanzi numerals (``二○○一年``,
    ``三十``) are ordinary Hanzi and are segmented by the model.
@@ -50,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import regex
 
 from zhtools.models.loader import default_model_path
 from zhtools.probe.engine import ImpactEngine
@@ -57,16 +63,27 @@ from zhtools.text.tokenizer import is_cjk, split_sentences
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3007\U00020000-\U0002fa1f"
 _DIGIT = r"[0-9\uff10-\uff19]"
-_ALNUM = r"[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
+# ASCII and full-width letters/digits, plus accented Latin (pinyin with tone marks: Zhōngguó),
+# combining diacritics, Greek and Cyrillic letters
+_ALNUM = (r"[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+          r"\u0300-\u036f\u0370-\u0373\u0376\u0377\u037b-\u037d\u0386\u0388-\u03ff\u0400-\u0481\u048a-\u04ff\u1e00-\u1eff]")
 # a minus sign directly before a number that does not follow an alphanumeric: －5, -0.4
 _SIGN = rf"(?:(?<!{_ALNUM})[-\uff0d\u2212](?={_DIGIT}))?"
 # digits joined by a decimal point (., full-width, or the middle dot PKU/People's Daily use),
 # thousands comma, fraction slash or ratio colon: 5.2, １４·９, 1,000, 1／3, 3∶0
 _NUMBER = rf"{_SIGN}{_DIGIT}+(?:[.\uff0e\u00b7,/\uff0f\u2236]{_DIGIT}+)*"
+# URL characters (RFC 3986, ASCII only: a URL glued to following Hanzi stops there); the last
+# character may not be sentence punctuation or a closing bracket ("见http://a.cn/x)。")
+_URL = r"(?:(?:https?|ftp)://|www\.)[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*[A-Za-z0-9/#=&_~%+\-]"
+_EMAIL = r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}"
 _RUNS = re.compile(
+    rf"(?P<url>{_URL}|{_EMAIL})"
+    # kana (not the middle dot ・, a name separator in Chinese text) and Hangul runs
+    r"|(?P<kana>[\u3041-\u309f\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]+)"
+    r"|(?P<hangul>[\uac00-\ud7af\u1100-\u11ff\u3131-\u318e]+)"
     # a number keeps a directly following date/time unit, magnitude or percent sign; otherwise
     # it must not run into Latin letters (then it is part of an alnum run: 20G)
-    rf"(?P<num>{_NUMBER}(?:[年月日时分秒]|[万亿]+|[%\uff05]|(?!{_ALNUM})))"
+    rf"|(?P<num>{_NUMBER}(?:[年月日时分秒]|[万亿]+|[%\uff05]|(?!{_ALNUM})))"
     # a run of one repeated dash or ellipsis character is one token: ——, ———, ……, ...
     r"|(?P<punct>(?P<rep>[\u2014\u2015\u2026\u2500.\uff0e\uff5e~-])(?P=rep)+)"
     rf"|(?P<han>[{_HAN}]+)"
@@ -86,8 +103,29 @@ SIGNALS = ("impact", "pmi", "tagger")
 
 def presplit(text: str) -> list[tuple[int, int, str]]:
     """Deterministic runs ``(start, end, kind)`` covering ``text``; kind in
-    han | alnum | space | other."""
-    return [(m.start(), m.end(), m.lastgroup or "other") for m in _RUNS.finditer(text)]
+    han | num | alnum | url | kana | hangul | punct | space | other."""
+    return [(m.start(), m.end(), _KIND.get(m.lastgroup or "", "other")) for m in _RUNS.finditer(text)]
+
+
+_KIND = {g: g for g in _RUNS.groupindex} | {"rep": "punct"}
+_GRAPHEME = regex.compile(r"\X")
+
+
+def merge_graphemes(text: str, words: list[str]) -> list[str]:
+    """``words`` (a lossless split of ``text``) with every cut that falls inside an extended
+    grapheme cluster removed: a combining mark, variation selector, emoji modifier or ZWJ
+    sequence stays with its base character."""
+    if len(words) < 2 or text.isascii():  # ASCII: only CR LF clusters, kept by the space runs
+        return words
+    starts = {m.start() for m in _GRAPHEME.finditer(text)}
+    out, pos = [], 0
+    for w in words:
+        if out and pos not in starts:
+            out[-1] += w
+        else:
+            out.append(w)
+        pos += len(w)
+    return out
 
 
 def calibration_lines() -> list[str]:
@@ -405,7 +443,7 @@ class Segmenter:
                         words.append(text[s:e])
                     continue
                 words.extend(self._split_run(text[s:e], *by_start[s]))
-            out.append(words)
+            out.append(merge_graphemes(text, words))
         return out
 
     def join_margins(self, texts: Sequence[str], coh=None) -> list[dict[int, float]]:  # noqa: ANN001
@@ -474,4 +512,4 @@ def save_calibration(cal: Calibration, path: str | Path) -> None:
     Path(path).write_text(json.dumps(cal.__dict__, indent=1), encoding="utf-8")
 
 
-__all__ = ["Segmenter", "presplit", "otsu_threshold", "Calibration", "is_cjk"]
+__all__ = ["Segmenter", "presplit", "merge_graphemes", "otsu_threshold", "Calibration", "is_cjk"]

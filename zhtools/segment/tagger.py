@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from zhtools.models.loader import default_model_path
-from zhtools.segment.segmenter import presplit
+from zhtools.segment.segmenter import merge_graphemes, presplit
 from zhtools.text.batching import Batch, epoch_stream, map_batched, pad
 from zhtools.text.tokenizer import ZhTokenizer, iter_lines, split_sentences
 
@@ -237,7 +237,7 @@ def words_from_margins(text: str, margins: dict[int, float]) -> list[str]:
                 words.append(text[cut:k])
                 cut = k
         words.append(text[cut:e])
-    return words
+    return merge_graphemes(text, words)
 
 
 def _mixed_labels(cfg: TaggerConfig) -> list[tuple[str, list[str], dict[int, float]]]:
