@@ -10,14 +10,14 @@ Pipeline (always lossless, ``''.join(words) == text``):
    ellipsis character (``——``, ``……``, ``...``) as one token; URLs (``https://…``,
    ``www.…``; ASCII characters only, trailing punctuation left out) and e-mail addresses as
    one token; kana runs (``カタカナ``) and Hangul runs (``한국어``) as one token each; every
-   other character alone (punctuation, emoji, symbols). Only Hanzi runs of 2+ characters go to the model. Words never cut a user-perceived
-   character: an emoji ZWJ sequence (``👨‍👩‍👧``), a flag, a skin-tone modifier, a combining
-   accent or a variation selector stays with its base character (Unicode extended grapheme
-   clusters, via the ``regex`` package). **Numerals**: an Arabic number keeps a directly
-   following calendar/time unit (年月日时分秒), magnitude (万, 亿) or percent sign as one word
-   (``1998年``, ``３０％``, ``5万``), the convention shared by the PKU, MSR and CTB standards;
-   measure words stay separate words (``3 张``, ``5 个``). Hanzi numerals (``二○○一年``,
-   ``三十``) are ordinary Hanzi and are segmented by the model.
+   other character alone (punctuation, emoji, symbols). Only Hanzi runs of 2+ characters go to
+   the model. Words never cut a user-perceived character: an emoji ZWJ sequence (``👨‍👩‍👧``),
+   a flag, a skin-tone modifier, a combining accent or a variation selector stays with its base
+   character (Unicode extended grapheme clusters, via the ``regex`` package). **Numerals**: an
+   Arabic number keeps a directly following calendar/time unit (年月日时分秒), magnitude
+   (万, 亿) or percent sign as one word (``1998年``, ``３０％``, ``5万``), the convention shared
+   by the PKU, MSR and CTB standards; measure words stay separate words (``3 张``, ``5 个``).
+   Hanzi numerals (``二○○一年``, ``三十``) are ordinary Hanzi and are segmented by the model.
 2. **Adjacent impacts** for every neighbouring character pair, read in the context of the whole
    line (2n-1 perturbed sequences per line, batched across lines): ``d1`` = impact of the left
    character on the right one, ``d2`` = the reverse; cohesion ``c = log((d1 + d2) / 2)``. The
@@ -101,14 +101,14 @@ SHIPPED_TAGGER = Path(__file__).resolve().parents[2] / "data" / "models" / "zhto
 SIGNALS = ("impact", "pmi", "tagger")
 
 
+_KIND = {g: g for g in _RUNS.groupindex} | {"rep": "punct"}
+_GRAPHEME = regex.compile(r"\X")
+
+
 def presplit(text: str) -> list[tuple[int, int, str]]:
     """Deterministic runs ``(start, end, kind)`` covering ``text``; kind in
     han | num | alnum | url | kana | hangul | punct | space | other."""
     return [(m.start(), m.end(), _KIND.get(m.lastgroup or "", "other")) for m in _RUNS.finditer(text)]
-
-
-_KIND = {g: g for g in _RUNS.groupindex} | {"rep": "punct"}
-_GRAPHEME = regex.compile(r"\X")
 
 
 def merge_graphemes(text: str, words: list[str]) -> list[str]:
