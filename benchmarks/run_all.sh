@@ -11,7 +11,7 @@ $PY benchmarks/bench_segment.py --no-last --no-random   # full PKU test: all rul
 $PY benchmarks/bench_segment.py --random-only --name segment_random   # random-init twin of the same shape
 $PY benchmarks/bench_segment_layers.py   # label-free layer choice vs People's Daily dev F1
 $PY benchmarks/bench_segment_ud.py --bf16   # second standard/domain: UD GSDSimp test words
-$PY benchmarks/bench_tagger.py --name segment_tagger7   # shipped self-trained tagger vs the default segmenter
+$PY benchmarks/bench_tagger.py --name segment_tagger9   # shipped self-trained tagger vs the default segmenter
 $PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped vs random init, same shape
 if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
@@ -28,6 +28,7 @@ done
 $PY benchmarks/bench_distill.py --dataset smp2020-usual --la --epochs 1 --lr 3e-4 --distill-lr 3e-4
 $PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --suffix=-lr1e-3
 # summarizer (needs the trained run folder; the shipped fp16 copy also works as --model)
-# (summarize_csl.md holds the session-6 model's run; summarize_csl_e26k.md compared the shipped model, then in
-#  runs/summ/e26k/best, with the session-6 model: --compare shipped-24ep=<that folder from git history>)
-$PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --no-repeat-ngram 2 --threads 1 --name summarize_csl_e26k
+# (summarize_csl.md holds the session-6 model's run; summarize_csl_e26k.md the session-8 model's against it;
+#  summarize_csl_e26k14.md compared the shipped model, then in runs/summ/e26k14/best, with the session-8 model:
+#  --compare shipped-8ep=<that folder from git history>)
+$PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --no-repeat-ngram 2 --threads 1 --name summarize_csl_e26k14
