@@ -63,13 +63,10 @@ def test_words_keep_grapheme_clusters() -> None:
         assert cluster in words
 
 
-def _grapheme_starts(text: str) -> set[int]:
-    return {m.start() for m in regex.finditer(r"\X", text)}
-
-
 def _cuts_inside_graphemes(text: str, words: list[str]) -> list[int]:
     cuts = np.cumsum([len(w) for w in words])[:-1].tolist()
-    return [c for c in cuts if c not in _grapheme_starts(text)]
+    starts = {m.start() for m in regex.finditer(r"\X", text)}
+    return [c for c in cuts if c not in starts]
 
 
 _CHARS = st.sampled_from(list("中国人的一是了北京首都天气好，。！？ \t\n1a.%😀\x00")

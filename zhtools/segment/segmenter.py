@@ -101,14 +101,13 @@ SHIPPED_TAGGER = Path(__file__).resolve().parents[2] / "data" / "models" / "zhto
 SIGNALS = ("impact", "pmi", "tagger")
 
 
-_KIND = {g: g for g in _RUNS.groupindex} | {"rep": "punct"}
 _GRAPHEME = regex.compile(r"\X")
 
 
 def presplit(text: str) -> list[tuple[int, int, str]]:
     """Deterministic runs ``(start, end, kind)`` covering ``text``; kind in
     han | num | alnum | url | kana | hangul | punct | space | other."""
-    return [(m.start(), m.end(), _KIND.get(m.lastgroup or "", "other")) for m in _RUNS.finditer(text)]
+    return [(m.start(), m.end(), m.lastgroup or "other") for m in _RUNS.finditer(text)]
 
 
 def merge_graphemes(text: str, words: list[str]) -> list[str]:
