@@ -4,7 +4,11 @@ PKU (People's Daily news) is the issue's benchmark; UD GSD (Wikipedia, CTB-like 
 checks that the label-free choices generalise. Same sentences, one run: the default segmenter's
 signal combinations (impact + PMI, + tagger), the shipped tagger alone, jieba, every character a
 word. Scored as SIGHAN does (word spans); no OOV split (GSD has no training word list here).
-    python benchmarks/bench_segment_ud.py [--bf16] [--split test]
+    python benchmarks/bench_segment_ud.py [--bf16] [--split test] [--treebank gsdsimp|gsd]
+
+``--treebank gsd`` scores the same sentences in their original traditional script (UD GSD), where
+the shipped models, built from simplified text, see traditional characters through
+``zhtools.text.variants`` (OpenCC).
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default="test", choices=["dev", "test"])
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the impacts (CPU)")
+    ap.add_argument("--treebank", default="gsdsimp", choices=["gsdsimp", "gsd"],
+                    help="gsd: the original traditional-script treebank (same sentences)")
+    ap.add_argument("--name", default=None, help="result name (default segment_ud_SPLIT[_gsd])")
     args = ap.parse_args()
-    sents = read_conllu(require(SHARED / "ud_chinese" / "gsdsimp" / f"zh_gsdsimp-ud-{args.split}.conllu"))
+    tb = args.treebank
+    sents = read_conllu(require(SHARED / "ud_chinese" / tb / f"zh_{tb}-ud-{args.split}.conllu"))
     gold = [s.words for s in sents if s.words]
     texts = ["".join(g) for g in gold]
     rows = []
@@ -60,8 +68,10 @@ def main() -> None:
     tg.segment_many(texts[:16])
     t = time.perf_counter()
     add("zhtools tagger (--fast)", "-", tg.segment_many(texts), time.perf_counter() - t)
-    write(f"segment_ud_{args.split}", {"sentences": len(gold), "bf16": args.bf16}, rows,
-          f"UD Chinese GSDSimp {args.split} ({len(gold)} sentences, Wikipedia, CTB-like word standard; "
+    name = args.name or f"segment_ud_{args.split}" + ("_gsd" if tb == "gsd" else "")
+    script = "GSD, traditional script" if tb == "gsd" else "GSDSimp"
+    write(name, {"sentences": len(gold), "bf16": args.bf16, "treebank": tb}, rows,
+          f"UD Chinese {script} {args.split} ({len(gold)} sentences, Wikipedia, CTB-like word standard; "
           "a different domain and standard from PKU, used only to score). Word-span P/R/F1. Segmenter rows "
           f"share one impact pass ({'bf16 autocast' if args.bf16 else 'fp32'}); the Otsu thresholds come from "
           "the shipped calibration (unlabelled sample). chars_per_s: impact pass or tagger pass.")

@@ -74,6 +74,24 @@ def test_default_segment_is_lossless_on_real_text() -> None:
     assert "2024年" in words and "5.2%" in words and "😀" in words
 
 
+def test_traditional_text_segments_like_its_simplified_form() -> None:
+    """The shipped models were built from simplified text; traditional characters reach them as
+    their simplified variants (zhtools.text.variants), so a traditional sentence gets the same
+    word boundaries as its simplified conversion, and the words are the caller's characters."""
+    import zhtools
+    from zhtools.segment.tagger import Tagger
+
+    pairs = [("這個國家的經濟發展很快，人民的生活水準不斷提高。", "这个国家的经济发展很快，人民的生活水准不断提高。"),
+             ("台灣的電腦產業在過去二十年裡發生了巨大變化。", "台湾的电脑产业在过去二十年里发生了巨大变化。")]
+    tagger = Tagger()
+    for trad, simp in pairs:
+        for seg in (zhtools.segment, tagger.segment):
+            words_t, words_s = seg(trad), seg(simp)
+            assert "".join(words_t) == trad
+            assert [len(w) for w in words_t] == [len(w) for w in words_s], (words_t, words_s)
+            assert len(words_t) < 0.7 * len(trad)  # words, not characters
+
+
 def test_shipped_summarizer_titles_a_real_abstract() -> None:
     """zhtools.summarize's default model loads from data/models and produces a short title that
     reuses the abstract's vocabulary (all three decoding modes)."""

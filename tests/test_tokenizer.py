@@ -107,3 +107,34 @@ def test_real_text_roundtrip() -> None:
     lines = p.read_text(encoding="utf-8").splitlines()[:300]
     for enc, line in zip(TOK.encode_batch(lines), lines):
         assert "".join(enc.pieces()) == line
+
+
+def test_known_variants_replaces_only_unknown_hanzi() -> None:
+    from zhtools.text.variants import known_variants
+
+    simplified = set("这个国家的经济发展很快干燥头发里")
+    known = simplified.__contains__
+    trad = "這個國家的經濟發展很快，乾燥，頭髮裡。abc😀"
+    out = known_variants(trad, known)
+    assert len(out) == len(trad)
+    assert out == "这个国家的经济发展很快，干燥，头发里。abc😀"
+    assert known_variants("这个国家", known) == "这个国家"  # known text is returned as is
+    # a character the model knows is never rewritten, even where OpenCC would convert it
+    assert known_variants("乾燥", lambda ch: ch in {"乾", "燥"}) == "乾燥"
+    # unknown and without a known variant: left alone
+    assert known_variants("鱻", known) == "鱻"
+
+
+def test_tokenizer_sees_traditional_hanzi_through_simplified_vocab() -> None:
+    import pickle
+
+    from zhtools.text.tokenizer import SPECIAL_TOKENS, tokenizer_from_vocab
+
+    trad, simp = "這個國家的經濟發展很快", "这个国家的经济发展很快"
+    tok = tokenizer_from_vocab(SPECIAL_TOKENS + sorted(set(simp)))
+    e_t, e_s = tok.encode(trad), tok.encode(simp)
+    assert e_t.ids == e_s.ids and e_t.offsets == e_s.offsets
+    assert "".join(e_t.pieces()) == trad
+    plain = pickle.loads(pickle.dumps(tok))
+    plain.variants = False
+    assert sum(i == tok.unk_id for i in plain.encode(trad).ids) >= 6

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from zhtools.text.tokenizer import open_text
+from zhtools.text.variants import known_variants
 
 
 def _codes(text: str) -> np.ndarray:
@@ -84,6 +85,7 @@ class NgramStats:
         self.uni_keys, self.uni_counts = d["uni_keys"], d["uni_counts"].astype(np.float64)
         self.total = float(d["total"])
         self.log_n = math.log(max(self.total, 1.0))
+        self._chars = frozenset(chr(int(k)) for k in self.uni_keys)
 
     def _lookup(self, keys: np.ndarray, table: np.ndarray, counts: np.ndarray) -> np.ndarray:
         if table.size == 0:
@@ -92,8 +94,9 @@ class NgramStats:
         return np.where(table[i] == keys, counts[i], 0.0)
 
     def pmi(self, run: str) -> np.ndarray:
-        """PMI of each adjacent character pair of ``run`` (length ``len(run) - 1``)."""
-        c = _codes(run)
+        """PMI of each adjacent character pair of ``run`` (length ``len(run) - 1``). Characters
+        the statistics lack are looked up as their simplified variant (:mod:`zhtools.text.variants`)."""
+        c = _codes(known_variants(run, self._chars.__contains__))
         if c.size < 2:
             return np.zeros(0)
         ua = np.maximum(self._lookup(c[:-1], self.uni_keys, self.uni_counts), 1.0)

@@ -74,13 +74,18 @@ class ZhTokenizer:
     """Character-level Chinese tokenizer over a HF fast tokenizer (any BERT-style vocab).
 
     ``ZhTokenizer.from_pretrained(dir_or_name)`` wraps ``AutoTokenizer``; ``hf`` is the
-    underlying ``PreTrainedTokenizerFast`` for code that needs it directly.
+    underlying ``PreTrainedTokenizerFast`` for code that needs it directly. With ``variants``
+    (default), a Hanzi the vocabulary lacks is looked up as its simplified form (traditional
+    國 -> 国, see :mod:`zhtools.text.variants`) before it becomes ``[UNK]``; offsets and text are
+    unchanged.
     """
 
-    def __init__(self, hf_tokenizer) -> None:  # noqa: ANN001 - any PreTrainedTokenizerFast
+    def __init__(self, hf_tokenizer, variants: bool = True) -> None:  # noqa: ANN001 - any PreTrainedTokenizerFast
         if not getattr(hf_tokenizer, "is_fast", False):
             raise TypeError("ZhTokenizer needs a fast (Rust) tokenizer; got a slow one")
         self.hf = hf_tokenizer
+        self.variants = variants
+        self._vocab: dict[str, int] | None = None
         self.cls_id = hf_tokenizer.cls_token_id
         self.sep_id = hf_tokenizer.sep_token_id
         self.pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0
@@ -108,10 +113,10 @@ class ZhTokenizer:
         return len(self.hf)
 
     def __getstate__(self) -> dict:
-        return {"hf": self.hf}
+        return {"hf": self.hf, "variants": self.variants}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["hf"])
+        self.__init__(state["hf"], state.get("variants", True))
 
     # ------------------------------------------------------------------ encoding
     def encode(self, text: str) -> Encoding:
@@ -134,8 +139,27 @@ class ZhTokenizer:
             ids = list(enc["input_ids"][k])
             offs = [tuple(o) for o in enc["offset_mapping"][k]]
             ids, offs = _clean_offsets(text, ids, offs)
+            if self.variants and self.unk_id is not None and self.unk_id in ids:
+                ids = self._known_variant_ids(text, ids, offs)
             out.append(Encoding(text=text, ids=ids, offsets=offs))
         return out
+
+    def _known_variant_ids(self, text: str, ids: list[int], offs: list[tuple[int, int]]) -> list[int]:
+        """Replace ``[UNK]`` of single Hanzi by the id of a simplified variant in the vocabulary."""
+        unk = [k for k, (i, (s, e)) in enumerate(zip(ids, offs))
+               if i == self.unk_id and e - s == 1 and is_cjk(text[s])]
+        if not unk:
+            return ids
+        from zhtools.text.variants import known_variants
+
+        if self._vocab is None:
+            self._vocab = self.hf.get_vocab()
+        vocab = self._vocab
+        alt = known_variants(text, vocab.__contains__)
+        ids = list(ids)
+        for k in unk:
+            ids[k] = vocab.get(alt[offs[k][0]], self.unk_id)
+        return ids
 
     def with_specials(self, ids: Sequence[int]) -> list[int]:
         return [self.cls_id, *ids, self.sep_id]
