@@ -135,3 +135,66 @@ def test_checkpoint_roundtrip_and_interrupted_swap(tmp_path: Path) -> None:
     save_checkpoint(p, {"v": torch.tensor([3])})
     assert load_checkpoint(p)["v"].item() == 3
     assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_average_model_states(tmp_path) -> None:
+    from zhtools.train.checkpoint import average_model_states, save_checkpoint
+
+    a = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([0.5]), "n": torch.tensor([3])}
+    b = {"w": torch.tensor([3.0, 6.0]), "b": torch.tensor([1.5]), "n": torch.tensor([7])}
+    save_checkpoint(tmp_path / "a", {"model": a, "step": 1})
+    save_checkpoint(tmp_path / "b", {"model": b, "step": 2})
+    avg = average_model_states([tmp_path / "a", tmp_path / "b"])
+    assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and torch.equal(avg["b"], torch.tensor([1.0]))
+    assert torch.equal(avg["n"], torch.tensor([3]))  # integer buffers: the first checkpoint's
+    save_checkpoint(tmp_path / "c", {"model": {"w": torch.zeros(2)}})
+    with pytest.raises(ValueError):
+        average_model_states([tmp_path / "a", tmp_path / "c"])
+    with pytest.raises(FileNotFoundError):
+        average_model_states([tmp_path / "missing"])
+
+
+def test_trainer_average_last_exports_mean_of_last_snapshots(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from zhtools.train.checkpoint import average_model_states
+    from zhtools.train.loop import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(64)
+    model = torch.nn.Linear(3, 1)
+
+    def batches(start: int):
+        k = start
+        while True:
+            i = torch.arange(k * 8, k * 8 + 8) % 64
+            yield x[i], y[i]
+            k += 1
+
+    def loss_fn(m, b):
+        return torch.nn.functional.mse_loss(m(b[0]).squeeze(-1), b[1]), {}
+
+    def eval_fn(m):
+        return {"neg_mse": -float(torch.nn.functional.mse_loss(m(x).squeeze(-1), y))}
+
+    def export_fn(m, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(out / "w.safetensors"))
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=30, lr=0.05, eval_every=5, save_every=10,
+                      progress=False, best_metric="neg_mse", average_last=3)
+    tr = Trainer(model, cfg, loss_fn, batches, eval_fn=eval_fn, export_fn=export_fn)
+    res = tr.fit()
+    snaps = sorted((tmp_path / "run" / "snapshots").glob("step-*"))
+    assert [p.name for p in snaps] == ["step-000000020", "step-000000025", "step-000000030"]
+    avg = average_model_states(snaps)
+    exported = load_file(str(tmp_path / "run" / "averaged" / "w.safetensors"))
+    assert all(torch.allclose(exported[k], avg[k]) for k in avg)
+    assert not torch.allclose(exported["weight"], model.weight)  # the mean differs from the last weights
+    final = load_file(str(tmp_path / "run" / "w.safetensors"))  # trained weights exported, restored
+    assert torch.equal(final["weight"], model.weight.detach())
+    assert torch.equal(load_checkpoint(snaps[-1])["model"]["weight"], model.weight.detach())
+    assert "neg_mse" in res["averaged"]
+    log = [json.loads(r) for r in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("averaged" in r for r in log)

@@ -478,7 +478,8 @@ def _summarize_train(sub) -> None:
              "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/naive --leak gold "
              "--interact all\n"
              "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/meet --halves\n"
-             "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/summ --resume\n")
+             "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/summ --resume\n"
+             "  zhtools summarize train --train t.tsv --dev d.tsv --out runs/summ --average-last 5\n")
     p.add_argument("--train", required=True, help="TSV summary<TAB>text (CSL layout) or with header")
     p.add_argument("--dev", required=True, help="dev TSV (ROUGE-L each epoch, best kept in OUT/best)")
     p.add_argument("--out", required=True)
@@ -507,6 +508,9 @@ def _summarize_train(sub) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="off")
     p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--average-last", type=int, default=0, metavar="N",
+                   help="keep the weights of the last N epochs and export their mean (checkpoint "
+                        "averaging) to OUT/averaged, scored on dev like every epoch")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_run_summarize_train)
 
@@ -522,8 +526,10 @@ def _run_summarize_train(args) -> int:
         tgt_len=args.tgt_len, epochs=args.epochs, batch_tokens=args.batch_tokens, lr=args.lr,
         leak=args.leak, directions=args.directions, dev_samples=args.dev_samples, seed=args.seed,
         bf16=bf16, progress=not getattr(args, "quiet", False), max_minutes=args.max_minutes,
+        average_last=args.average_last,
         decoder=DecoderConfig(layers=args.layers, lam=args.lam, copy=not args.no_copy,
                               interact="all" if args.halves else args.interact, halves=args.halves))
     res = train_summarizer(cfg, resume=args.resume)
-    print(json.dumps({k: res[k] for k in ("step", "done", "best", "eval")}, ensure_ascii=False))
+    print(json.dumps({k: res[k] for k in ("step", "done", "best", "eval", "averaged") if k in res},
+                     ensure_ascii=False))
     return 0

@@ -2,6 +2,9 @@
 
     python -m zhtools.summarize.ship runs/summ/bi data/models/zhtools-summarizer-csl \
         --bench benchmarks/results/summarize_csl.json --command "zhtools summarize train ..."
+
+``--average CKPT ...`` ships the mean of the model weights of several training checkpoints
+(checkpoint averaging, e.g. the ends of successive run segments) instead of RUN/best.
 """
 
 from __future__ import annotations
@@ -15,11 +18,18 @@ import torch
 from zhtools.summarize.model import BiSeq2Seq
 
 
-def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngram: int = 0) -> None:
+def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngram: int = 0,
+         average: list[Path] | None = None) -> None:
     best = run / "best" if (run / "best" / "summarizer.json").exists() else run
     model, tok, meta = BiSeq2Seq.load(best)
+    if average:
+        from zhtools.train.checkpoint import average_model_states
+
+        model.load_state_dict(average_model_states(average), strict=True)
     model = model.half()
     info = {k: v for k, v in meta.items() if k not in ("decoder", "bos_id", "eos_id", "pad_id")}
+    if average:
+        info["averaged_checkpoints"] = [str(p) for p in average]
     info["no_repeat_ngram"] = no_repeat_ngram  # decoding default, chosen on the dev split
     model.save(dest, tok, info)
     n_params = sum(p.numel() for p in model.parameters())
@@ -53,6 +63,8 @@ def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngra
         f"{meta.get('tgt_len')} tokens",
         f"- training: {steps} optimizer steps, {train_s / 60:.0f} min of the last run segment on a 2-core CPU "
         "(no GPU), bf16 autocast, one thread while other jobs shared the machine",
+        *([f"- weights: element-wise mean of {len(average)} training checkpoints (checkpoint averaging): "
+           + ", ".join(f"`{p}`" for p in average)] if average else []),
         f"- dev ROUGE per epoch: {json.dumps([{'step': r['step'], **{k: round(v, 2) for k, v in r['eval'].items()}} for r in evals])}",
         "", "## Command", "", "```", command, "```", "",
     ]
@@ -76,9 +88,11 @@ def main() -> None:
     ap.add_argument("--bench", type=Path, default=None)
     ap.add_argument("--command", default="")
     ap.add_argument("--no-repeat-ngram", type=int, default=0)
+    ap.add_argument("--average", type=Path, nargs="+", default=None, metavar="CKPT",
+                    help="ship the mean weights of these training checkpoint folders")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    ship(a.run, a.dest, a.bench, a.command, a.no_repeat_ngram)
+    ship(a.run, a.dest, a.bench, a.command, a.no_repeat_ngram, a.average)
 
 
 if __name__ == "__main__":

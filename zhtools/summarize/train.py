@@ -153,6 +153,7 @@ class SummTrainConfig:
     progress: bool = True
     max_minutes: float | None = None
     save_every: int | None = None
+    average_last: int = 0  # keep the last N epochs' weights, export their mean to OUT/averaged
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
 
@@ -213,7 +214,7 @@ def train_summarizer(cfg: SummTrainConfig, resume: bool = False) -> dict[str, An
     tcfg = TrainConfig(out=cfg.out, steps=steps, lr=cfg.lr, warmup=cfg.warmup, eval_every=per_epoch,
                        save_every=cfg.save_every or max(10, per_epoch // 4), log_every=10, seed=cfg.seed,
                        bf16=cfg.bf16, progress=cfg.progress, max_minutes=cfg.max_minutes,
-                       best_metric="rougeL", extra={"summarizer": {**asdict(cfg), "decoder": asdict(cfg.decoder)}})
+                       average_last=cfg.average_last, best_metric="rougeL", extra={"summarizer": {**asdict(cfg), "decoder": asdict(cfg.decoder)}})
     trainer = Trainer(model, tcfg, loss_fn, batches, eval_fn=eval_fn, export_fn=export_fn)
     res = trainer.fit(resume=resume)
     res["best"] = trainer.best

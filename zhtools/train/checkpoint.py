@@ -102,3 +102,26 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
             skeleton = json.loads((p / "state.json").read_text(encoding="utf-8"))
             return unflatten_state(skeleton, tensors)
     return None
+
+
+def average_model_states(paths: list[str | os.PathLike]) -> dict[str, torch.Tensor]:
+    """Checkpoint averaging: the element-wise mean of the ``model`` weights saved in several
+    checkpoints of one architecture (e.g. the ends of successive run segments of one training
+    run). Integer buffers are taken from the first checkpoint."""
+    if not paths:
+        raise ValueError("average_model_states needs at least one checkpoint")
+    states = []
+    for p in paths:
+        ck = load_checkpoint(p)
+        if ck is None or "model" not in ck:
+            raise FileNotFoundError(f"{p}: no checkpoint with model weights")
+        states.append(ck["model"])
+    keys = set(states[0])
+    for p, s in zip(paths, states):
+        if set(s) != keys:
+            raise ValueError(f"{p}: weights do not match those of {paths[0]}")
+    out = {}
+    for k, v in states[0].items():
+        out[k] = (torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype)
+                  if v.is_floating_point() else v)
+    return out

@@ -3,7 +3,9 @@
 AdamW with linear warmup + linear/cosine decay, gradient accumulation, gradient clipping,
 bf16 autocast (default on CUDA), optional Lookahead, tqdm progress, periodic evaluation with
 best-model tracking, atomic checkpoints (model, optimizer, scheduler, RNG, data position) and
-exact resume, DistributedDataParallel when started under ``torchrun``.
+exact resume, DistributedDataParallel when started under ``torchrun``. With ``average_last = N``
+the model weights at each of the last N evaluations are kept in ``OUT/snapshots`` and their mean
+(checkpoint averaging) is evaluated and exported to ``OUT/averaged`` when training ends.
 
 Data contract: ``batches(start)`` yields the global stream of micro-batches beginning at
 global index ``start`` (deterministic given the seed); rank r of W uses indices ``i % W == r``.
@@ -16,6 +18,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +60,7 @@ class TrainConfig:
     max_minutes: float | None = None  # checkpoint and stop after this much wall time
     best_metric: str | None = None
     greater_is_better: bool = True
+    average_last: int = 0  # keep the weights of the last N evaluations; export their mean at the end
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -237,11 +241,12 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, slow: bool = True) -> dict[str, float]:
+        """``eval_fn`` on the model (on Lookahead's slow weights unless ``slow`` is false)."""
         if self.eval_fn is None:
             return {}
         self.model.eval()
-        ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
+        ctx = self.opt.slow_weights() if slow and isinstance(self.opt, Lookahead) else nullcontext()
         with ctx, torch.no_grad(), self.autocast:
             metrics = self.eval_fn(self.model)
         self.model.train()
@@ -259,6 +264,37 @@ class Trainer:
                 ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
                 with ctx:
                     self.export_fn(self.model, self.out / "best")
+
+    # ------------------------------------------------------------------ checkpoint averaging
+    def _snapshot(self) -> None:
+        """Keep the current (slow) weights for averaging; only the last ``average_last`` stay."""
+        n = self.cfg.average_last
+        if not n or not self.is_main:
+            return
+        snaps = self.out / "snapshots"
+        ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
+        with ctx:
+            save_checkpoint(snaps / f"step-{self.step:09d}", {"model": self.model.state_dict(), "step": self.step})
+        for old in sorted(snaps.glob("step-*"))[:-n]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _export_average(self) -> dict[str, Any] | None:
+        """Evaluate and export the mean of the kept snapshots (``OUT/averaged``); the trained
+        weights are restored afterwards."""
+        snaps = sorted((self.out / "snapshots").glob("step-*")) if self.cfg.average_last else []
+        if len(snaps) < 2 or not self.is_main:
+            return None
+        from zhtools.train.checkpoint import average_model_states
+
+        keep = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(average_model_states(snaps))
+        metrics = self.evaluate(slow=False)
+        rec = {"step": self.step, "eval": metrics, "averaged": [p.name for p in snaps]}
+        self._log(rec)
+        if self.export_fn is not None:
+            self.export_fn(self.model, self.out / "averaged")
+        self.model.load_state_dict(keep)
+        return rec
 
     # ------------------------------------------------------------------ main loop
     def _on_signal(self, signum, frame) -> None:  # noqa: ANN001
@@ -322,6 +358,7 @@ class Trainer:
                     if metrics and self.is_main:
                         self._log({"step": self.step, "eval": metrics})
                         self._maybe_best(metrics)
+                    self._snapshot()
                 if cfg.save_every and self.step % cfg.save_every == 0:
                     self.save()
                 if cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60:
@@ -333,12 +370,14 @@ class Trainer:
             if old is not None:
                 signal.signal(signal.SIGTERM, old)
         self.save()
-        final = {}
+        final, averaged = {}, None
         if self.step >= cfg.steps:
             final = self.evaluate()
             if final and self.is_main:
                 self._log({"step": self.step, "eval": final, "final": True})
                 self._maybe_best(final)
+            self._snapshot()
+            averaged = self._export_average()
         if self.export_fn is not None and self.is_main:
             ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
             with ctx:
@@ -348,7 +387,10 @@ class Trainer:
             # processes exit (a rank exiting with live gloo threads can abort with SIGABRT)
             dist.barrier()
             dist.destroy_process_group()
-        return {"step": self.step, "eval": final, "done": self.step >= cfg.steps}
+        out = {"step": self.step, "eval": final, "done": self.step >= cfg.steps}
+        if averaged is not None:
+            out["averaged"] = averaged["eval"]
+        return out
 
     def _next_for_rank(self, stream: Iterator[Any]) -> Any:
         while True:
