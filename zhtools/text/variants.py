@@ -24,7 +24,7 @@ from zhtools.text.tokenizer import is_cjk
 CONFIGS = ("t2s", "tw2s", "hk2s")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _converter(config: str):  # noqa: ANN202 - opencc.OpenCC
     try:
         import opencc
