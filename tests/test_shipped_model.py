@@ -109,6 +109,28 @@ def test_shipped_summarizer_titles_a_real_abstract() -> None:
     assert zhtools.summarize("") == ""
 
 
+def test_shipped_summarizer_answers_in_the_input_script() -> None:
+    """A traditional abstract is read through the simplified vocabulary and titled in
+    traditional script (script="auto"); script="model" keeps the model's simplified output."""
+    import zhtools
+    from zhtools.summarize import Summarizer, default_summarizer_path
+    from zhtools.text.variants import convert, looks_traditional
+
+    if not (default_summarizer_path() / "summarizer.json").exists():
+        pytest.skip("no shipped summarizer")
+    simp = ("为了研究交换超立方体网络容错路由问题,引入了相邻结点集合类的概念,提出了相邻结点集的求解公式。"
+            "对于满足任意子连通性条件的交换超立方体网络,给出了基于相邻结点集合类的自适应容错路由算法。")
+    trad = convert(simp, "s2t")
+    assert looks_traditional(trad) and not looks_traditional(simp)
+    as_model = zhtools.summarize(trad, script="model")
+    auto = zhtools.summarize(trad)
+    assert auto == convert(as_model, "s2t") and auto != as_model
+    assert as_model == zhtools.summarize(simp)  # the same ids reach the model
+    assert zhtools.summarize(simp) == zhtools.summarize(simp, script="model")
+    with pytest.raises(ValueError):
+        Summarizer(script="klingon")
+
+
 def test_shipped_tagger_is_lossless_and_close_to_its_teacher() -> None:
     """The shipped fast tagger: lossless on tricky text, and on real PKU lines it agrees with
     gold about as well as the impact segmenter it was trained from (no gold in its training)."""

@@ -123,6 +123,12 @@ def test_known_variants_replaces_only_unknown_hanzi() -> None:
     assert known_variants("乾燥", lambda ch: ch in {"乾", "燥"}) == "乾燥"
     # unknown and without a known variant: left alone
     assert known_variants("鱻", known) == "鱻"
+    # traditional text: characters the model knows but t2s rewrites in context are read as
+    # rewritten (於 is in simplified vocabularies, rare there); simplified text keeps them
+    known2 = set("对于这个问题于是我们讨论").__contains__
+    assert known_variants("對於這個問題", lambda ch: known2(ch) or ch == "於") == "对于这个问题"
+    many = "我们讨论这个问题" * 4
+    assert known_variants(many + "於是鱻", lambda ch: known2(ch) or ch == "於") == many + "於是鱻"
 
 
 def test_tokenizer_sees_traditional_hanzi_through_simplified_vocab() -> None:

@@ -436,6 +436,7 @@ def _summarize(sub) -> None:
              "  zhtools summarize abstracts.txt -o titles.txt --beam 4 --mode bidirectional\n"
              "  zhtools summarize abstracts.txt --model runs/summ/best --mode l2r\n"
              "  zhtools summarize abstracts.txt -o titles.txt --bf16   # bf16 autocast on CPU\n"
+             "  zhtools summarize zh_tw.txt --script model   # keep the model's (simplified) output\n"
              "  zhtools summarize train --help\n")
     p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
     p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
@@ -449,6 +450,9 @@ def _summarize(sub) -> None:
     p.add_argument("--bf16", action="store_true",
                    help="decode under bf16 autocast on CPU (default fp32): ~1.8x faster on CPUs with "
                         "native bf16 (AVX512-BF16/AMX)")
+    p.add_argument("--script", choices=["auto", "model", "simplified", "traditional"], default="auto",
+                   help="script of the summaries: auto = that of each input line (traditional input "
+                        "gets a traditional summary), model = as generated")
     p.set_defaults(func=_run_summarize)
 
 
@@ -461,7 +465,7 @@ def _run_summarize(args) -> int:
 
     try:
         s = Summarizer(args.model, beam=args.beam, mode=args.mode, max_len=args.max_len, alpha=args.alpha,
-                       no_repeat_ngram=args.no_repeat_ngram, bf16=args.bf16)
+                       no_repeat_ngram=args.no_repeat_ngram, bf16=args.bf16, script=args.script)
     except (ModelNotFoundError, ValueError) as e:
         print(f"zhtools summarize: {e}", file=sys.stderr)
         return 2

@@ -37,21 +37,23 @@ def _loaded(model: str | None):  # noqa: ANN202
         return _cached(model)
 
 
-def get_summarizer(model: str | None = None, beam: int = 4, mode: str = "bidirectional") -> Summarizer:
-    """The process-wide summarizer for ``model`` (loaded once), set to ``beam``/``mode``."""
+def get_summarizer(model: str | None = None, beam: int = 4, mode: str = "bidirectional",
+                   script: str = "auto") -> Summarizer:
+    """The process-wide summarizer for ``model`` (loaded once), set to ``beam``/``mode``/``script``."""
     base = _loaded(model)
     return Summarizer(base.model, base.tokenizer, beam=beam, mode=mode, max_len=base.max_len,
-                      alpha=base.alpha, src_len=base.src_len, no_repeat_ngram=base.no_repeat_ngram)
+                      alpha=base.alpha, src_len=base.src_len, no_repeat_ngram=base.no_repeat_ngram,
+                      script=script)
 
 
 class _CallableModule(types.ModuleType):
     def __call__(self, text: str, model: str | None = None, beam: int = 4,
-                 mode: str = "bidirectional") -> str:
+                 mode: str = "bidirectional", script: str = "auto") -> str:
         if not isinstance(text, str):
             raise TypeError(f"summarize() needs str, got {type(text).__name__}")
         if not text.strip():
             return ""
-        return get_summarizer(model, beam, mode)([text])[0]
+        return get_summarizer(model, beam, mode, script)([text])[0]
 
 
 sys.modules[__name__].__class__ = _CallableModule

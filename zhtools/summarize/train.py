@@ -68,14 +68,24 @@ def collate(srcs: Sequence[list[int]], tgts: Sequence[list[int]] | None, pad_id:
 
 
 # ---------------------------------------------------------------------------- the summarizer
+SCRIPTS = ("auto", "model", "simplified", "traditional")
+
+
 class Summarizer:
     """``Summarizer(DIR)(texts) -> summaries``; ``mode`` is bidirectional, l2r or r2l.
-    ``bf16``: decode under bf16 autocast on CPU (default fp32; on CUDA the model runs as loaded)."""
+    ``bf16``: decode under bf16 autocast on CPU (default fp32; on CUDA the model runs as loaded).
+    ``script``: ``auto`` writes each summary in its input's script (a model trained on simplified
+    text reads traditional input through :mod:`zhtools.text.variants`; its summary of a
+    traditional text is converted back with OpenCC ``s2t``), ``model`` leaves the model's output
+    as is, ``simplified`` / ``traditional`` convert every summary."""
 
     def __init__(self, model: str | os.PathLike | BiSeq2Seq | None = None, tokenizer: ZhTokenizer | None = None,
                  beam: int = 4, mode: str = "bidirectional", max_len: int = 32, alpha: float = 0.6,
                  src_len: int | None = None, device: str | None = None,
-                 no_repeat_ngram: int | None = None, bf16: bool = False) -> None:
+                 no_repeat_ngram: int | None = None, bf16: bool = False, script: str = "auto") -> None:
+        if script not in SCRIPTS:
+            raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
+        self.script = script
         if isinstance(model, BiSeq2Seq):
             if tokenizer is None:
                 raise ValueError("pass the tokenizer with a model object")
@@ -121,7 +131,17 @@ class Summarizer:
             return [tok.decode_chars(o) for o in out]
 
         # the budget counts beam rows: each source runs `beam` decoder rows
-        return list(map_batched(run, ids, len, max(batch_tokens // max(1, self.beam), self.src_len)))
+        out = list(map_batched(run, ids, len, max(batch_tokens // max(1, self.beam), self.src_len)))
+        return [self._in_script(s, t) for s, t in zip(out, texts)]
+
+    def _in_script(self, summary: str, text: str) -> str:
+        from zhtools.text.variants import convert, looks_traditional
+
+        if self.script == "model" or not summary:
+            return summary
+        if self.script == "auto":
+            return convert(summary, "s2t") if looks_traditional(text) else summary
+        return convert(summary, "s2t" if self.script == "traditional" else "t2s")
 
 
 def default_summarizer_path() -> Path:

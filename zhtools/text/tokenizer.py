@@ -145,10 +145,9 @@ class ZhTokenizer:
         return out
 
     def _known_variant_ids(self, text: str, ids: list[int], offs: list[tuple[int, int]]) -> list[int]:
-        """Replace ``[UNK]`` of single Hanzi by the id of a simplified variant in the vocabulary."""
-        unk = [k for k, (i, (s, e)) in enumerate(zip(ids, offs))
-               if i == self.unk_id and e - s == 1 and is_cjk(text[s])]
-        if not unk:
+        """Read single Hanzi as their simplified variants (:func:`~zhtools.text.variants.known_variants`)
+        where the text has a Hanzi the vocabulary lacks."""
+        if not any(i == self.unk_id and e - s == 1 and is_cjk(text[s]) for i, (s, e) in zip(ids, offs)):
             return ids
         from zhtools.text.variants import known_variants
 
@@ -157,8 +156,9 @@ class ZhTokenizer:
         vocab = self._vocab
         alt = known_variants(text, vocab.__contains__)
         ids = list(ids)
-        for k in unk:
-            ids[k] = vocab.get(alt[offs[k][0]], self.unk_id)
+        for k, (s, e) in enumerate(offs):
+            if e - s == 1 and alt[s] != text[s]:
+                ids[k] = vocab.get(alt[s], ids[k])
         return ids
 
     def with_specials(self, ids: Sequence[int]) -> list[int]:

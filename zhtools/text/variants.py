@@ -3,9 +3,11 @@
 The shipped encoder, tagger and n-gram statistics were built from simplified-Chinese text, so
 traditional characters (這 國 發 後 裡) are unknown to them: a quarter of the characters of a
 Taiwanese or Hong Kong sentence would reach the encoder as ``[UNK]``. :func:`known_variants`
-replaces each *unknown* CJK character by its simplified form when the model knows that form.
-Characters the model knows are never touched, so simplified input is unaffected; the text keeps
-its length, so every offset and every returned word is still the caller's original text.
+replaces each *unknown* CJK character by its simplified form when the model knows that form;
+in text that looks traditional, characters the model knows but OpenCC would rewrite in context
+(於 -> 于) are read as rewritten too. Text without unknown characters is returned as is, so
+simplified input is unaffected; the text keeps its length, so every offset and every returned
+word is still the caller's original text.
 
 Conversion by OpenCC (BYVoid/OpenCC, Apache-2.0): context-aware traditional -> simplified
 (``t2s``, e.g. 乾燥 -> 干燥 but 乾隆 stays), then the Taiwan (``tw2s``) and Hong Kong (``hk2s``)
@@ -37,15 +39,27 @@ def _converter(config: str):  # noqa: ANN202 - opencc.OpenCC
 
 def known_variants(text: str, known: Callable[[str], bool]) -> str:
     """``text`` with every CJK character for which ``known(ch)`` is false replaced by its first
-    OpenCC simplified form that *is* known (same length; other characters unchanged)."""
+    OpenCC simplified form that *is* known (same length). Where the text looks traditional
+    (:func:`looks_traditional`), every character that t2s rewrites is read as rewritten, known
+    ones included (於 -> 于: 於 is in a simplified vocabulary, but rare there); elsewhere
+    known characters are never touched."""
     todo = [i for i, ch in enumerate(text) if is_cjk(ch) and not known(ch)]
     if not todo:
         return text
     out = list(text)
+    t2s = _converter("t2s")
+    if t2s is None:
+        return text
+    whole = t2s.convert(text)
+    if len(whole) == len(text) and _mostly_changed(text, whole):
+        for i, (a, b) in enumerate(zip(text, whole)):
+            if a != b and known(b):
+                out[i] = b
+        todo = [i for i in todo if out[i] == text[i]]
     for config in CONFIGS:
+        if not todo:
+            break
         conv = _converter(config)
-        if conv is None:
-            return text
         whole = conv.convert(text)
         left = []
         for i in todo:
@@ -57,6 +71,24 @@ def known_variants(text: str, known: Callable[[str], bool]) -> str:
             else:
                 left.append(i)
         todo = left
-        if not todo:
-            break
     return "".join(out)
+
+
+def _mostly_changed(text: str, converted: str) -> bool:
+    n = sum(1 for ch in text if is_cjk(ch))
+    changed = sum(a != b for a, b in zip(text, converted))
+    return n > 0 and changed >= max(1.0, 0.05 * n)
+
+
+def looks_traditional(text: str) -> bool:
+    """True when OpenCC's ``t2s`` rewrites at least 5% of the Hanzi of ``text`` (and at least one):
+    traditional-script text (typically 20-30% of its characters change), not simplified text
+    with a stray traditional character or two."""
+    conv = _converter("t2s")
+    return conv is not None and _mostly_changed(text, conv.convert(text))
+
+
+def convert(text: str, config: str) -> str:
+    """OpenCC conversion (``s2t``, ``t2s``, ``s2tw``, ...); the text as is without OpenCC."""
+    conv = _converter(config)
+    return text if conv is None else conv.convert(text)
