@@ -4,7 +4,9 @@ One run, same sentences: Eisner and MST over word-level impacts (gold words; roo
 model's own signals, no gold root), Eisner with predicted (zhtools) words, right-chain /
 left-chain / random baselines; MART bracket F1 vs right/left-branching against brackets derived
 from the gold (projective) dependency subtrees; throughput.
-    python benchmarks/bench_parse.py [--model DIR] [--sentences N] [--max-words 40]
+    python benchmarks/bench_parse.py [--model DIR] [--sentences N] [--max-words 40] [--treebank gsd]
+
+``--treebank gsd``: the same sentences in their original traditional script (UD GSD).
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ def main() -> None:
     ap.add_argument("--model", default=str(default_model_path()))
     ap.add_argument("--sentences", type=int, default=None)
     ap.add_argument("--max-words", type=int, default=40)
+    ap.add_argument("--treebank", default="gsdsimp", choices=["gsdsimp", "gsd"])
+    ap.add_argument("--name", default=None, help="result name (default parse, parse_gsd)")
     args = ap.parse_args()
-    sents = read_conllu(require(SHARED / "ud_chinese" / "gsdsimp" / "zh_gsdsimp-ud-test.conllu"))
+    tb = args.treebank
+    sents = read_conllu(require(SHARED / "ud_chinese" / tb / f"zh_{tb}-ud-test.conllu"))
     sents = [s for s in sents if 2 <= len(s.words) <= args.max_words][: args.sentences]
     gold = [s.heads for s in sents]
     punct = [s.punct_mask() for s in sents]
@@ -112,10 +117,10 @@ def main() -> None:
                      "bracket_f1_with_punct": bp["f1"],
                      **({"sentences_per_s": csps} if name.startswith("zhtools") else {})})
     rc = next(r for r in rows if r["system"] == "right-chain")
-    write("parse", {"model": args.model, "sentences": len(sents), "constituency_sentences": len(keep),
+    write(args.name or ("parse" if tb == "gsdsimp" else "parse_gsd"), {"model": args.model, "treebank": tb, "sentences": len(sents), "constituency_sentences": len(keep),
                     "goal": "UAS (gold words, predicted root) >= right-chain + 0.08",
                     "right_chain_uas": rc["uas"]}, rows,
-          f"UD Chinese GSDSimp test, {len(sents)} sentences of 2-{args.max_words} words. Impacts read at the "
+          f"UD Chinese {'GSDSimp' if tb == 'gsdsimp' else 'GSD (traditional script)'} test, {len(sents)} sentences of 2-{args.max_words} words. Impacts read at the "
           "encoder's middle layer (default; chosen on GSDSimp dev) unless the row says last layer. Root from "
           "the model's own signals (out-impact rule), row-softmax normalisation. Bracket F1 = mean sentence "
           f"F1 against gold dependency-subtree brackets ({len(keep)} projective sentences), punctuation "

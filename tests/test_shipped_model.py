@@ -109,6 +109,25 @@ def test_shipped_summarizer_titles_a_real_abstract() -> None:
     assert zhtools.summarize("") == ""
 
 
+def test_shipped_summarizer_keeps_the_sources_spelling_of_latin_words() -> None:
+    """The vocabulary is lowercase; a title that copies LSTM / CNN / SVM from the abstract
+    spells them as the abstract does."""
+    import re
+
+    import zhtools
+    from zhtools.summarize import default_summarizer_path
+
+    if not (default_summarizer_path() / "summarizer.json").exists():
+        pytest.skip("no shipped summarizer")
+    text = ("提出了一种基于LSTM和CNN的中文文本分类方法，在THUCNews数据集上的实验表明，该方法优于传统的SVM模型。"
+            "该方法首先用CNN提取局部特征，再用LSTM建模长距离依赖。")
+    title = zhtools.summarize(text)
+    latin = re.findall(r"[A-Za-z]+", title)
+    assert latin, title  # the title copies at least one of the acronyms
+    assert all(w.upper() == w for w in latin if w.lower() in {"lstm", "cnn", "svm"}), title
+    assert "LSTM" in title or "CNN" in title, title
+
+
 def test_shipped_summarizer_answers_in_the_input_script() -> None:
     """A traditional abstract is read through the simplified vocabulary and titled in
     traditional script (script="auto"); script="model" keeps the model's simplified output."""

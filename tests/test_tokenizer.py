@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zhtools.text import split_sentences, stitch_ranges, windows
+from zhtools.text.tokenizer import is_cjk
 
 TOK = tiny_tokenizer()
 
@@ -144,3 +145,15 @@ def test_tokenizer_sees_traditional_hanzi_through_simplified_vocab() -> None:
     plain = pickle.loads(pickle.dumps(tok))
     plain.variants = False
     assert sum(i == tok.unk_id for i in plain.encode(trad).ids) >= 6
+
+
+def test_surface_forms_respell_generated_tokens_as_the_source() -> None:
+    tok = tiny_tokenizer()
+    src = tok.encode("中国GDP和ＧＤＰ增长，World年")
+    surface = tok.surface_forms(src)
+    ids = tok.encode("gdp增长2024年，world").ids
+    assert tok.decode_chars(ids) == "gdp增长2024年,world"  # the vocabulary's normalised spelling
+    assert tok.decode_chars(ids, surface) == "GDP增长2024年，World"  # first spelling in the source
+    # Hanzi keep the vocabulary's character; tokens absent from the source are left as they are
+    assert all(not is_cjk(v[0]) for v in surface.values())
+    assert tok.decode_chars(tok.encode("xyz").ids, surface) == tok.decode_chars(tok.encode("xyz").ids)

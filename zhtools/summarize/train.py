@@ -128,7 +128,8 @@ class Summarizer:
                 out = beam_search(self.model, batch["src"].to(dev), batch["src_mask"].to(dev),
                                   beam=self.beam, mode=self.mode, max_len=self.max_len, alpha=self.alpha,
                                   no_repeat_ngram=self.no_repeat_ngram)
-            return [tok.decode_chars(o) for o in out]
+            # Latin words and punctuation copied from the source keep its spelling (case, width)
+            return [tok.decode_chars(o, tok.surface_forms(encs[i])) for o, i in zip(out, b.indices)]
 
         # the budget counts beam rows: each source runs `beam` decoder rows
         out = list(map_batched(run, ids, len, max(batch_tokens // max(1, self.beam), self.src_len)))

@@ -164,18 +164,39 @@ class ZhTokenizer:
     def with_specials(self, ids: Sequence[int]) -> list[int]:
         return [self.cls_id, *ids, self.sep_id]
 
-    def decode_chars(self, ids: Sequence[int]) -> str:
-        """Decode ids to text without WordPiece spaces between Hanzi (for generated text)."""
-        toks = self.hf.convert_ids_to_tokens([i for i in ids if i not in self.special_ids])
-        out = []
-        for t in toks:
+    def decode_chars(self, ids: Sequence[int], surface: dict[int, str] | None = None) -> str:
+        """Decode ids to text without WordPiece spaces between Hanzi (for generated text).
+        ``surface`` (see :meth:`surface_forms`) spells ids as a source text did (case, width)."""
+        ids = [i for i in ids if i not in self.special_ids]
+        surface = surface or {}
+        out: list[str] = []
+        for i, t in zip(ids, self.hf.convert_ids_to_tokens(ids)):
+            shown = surface.get(i)
             if t.startswith("##"):
-                out.append(t[2:])
+                out.append(shown or t[2:])
             elif out and _is_latin_word(t) and _is_latin_word(out[-1][-1:]):
-                out.append(" " + t)
+                out.append(" " + (shown or t))
             else:
-                out.append(t)
+                out.append(shown or t)
         return "".join(out)
+
+    def surface_forms(self, enc: Encoding) -> dict[int, str]:
+        """Id -> the text's own spelling of that token (first occurrence), for tokens other than
+        Hanzi and [UNK] whose spelling the normaliser changed: ``COVID`` (lowercased in the
+        vocabulary), full-width ``，`` and ``ＧＰＵ`` (NFKC). Generated text copied from a source
+        then reads as the source does."""
+        vocab_tokens = None
+        out: dict[int, str] = {}
+        for i, (s, e) in zip(enc.ids, enc.offsets):
+            piece = enc.text[s:e]
+            if i in out or i == self.unk_id or (len(piece) == 1 and is_cjk(piece)):
+                continue
+            if vocab_tokens is None:
+                vocab_tokens = dict(zip(enc.ids, self.hf.convert_ids_to_tokens(enc.ids)))
+            tok = vocab_tokens[i].removeprefix("##")
+            if piece != tok and unicodedata.normalize("NFKC", piece).lower() == tok:
+                out[i] = piece
+        return out
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
