@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, require, write  # noqa: E402
+from common import csl_pairs, write  # noqa: E402
 
 
 def main() -> None:
@@ -43,13 +43,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from zhtools.eval.summ import score_summ
-    from zhtools.summarize import Summarizer, read_pairs
+    from zhtools.summarize import Summarizer
 
-    data = require(SHARED / "summ_csl_clge")
-    train_texts = {t for t, _ in read_pairs(data / "train.tsv")}
-    test_all = read_pairs(data / f"{args.split}.tsv")
-    test = [p for p in test_all if p[0] not in train_texts]
-    dropped = len(test_all) - len(test)
+    test, dropped = csl_pairs(args.split)
     if args.limit:
         test = test[: args.limit]
     texts, golds = [p[0] for p in test], [p[1] for p in test]

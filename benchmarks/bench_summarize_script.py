@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, require, write  # noqa: E402
+from common import csl_pairs, write  # noqa: E402
 
 
 def main() -> None:
@@ -38,12 +38,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from zhtools.eval.summ import score_summ
-    from zhtools.summarize import Summarizer, read_pairs
+    from zhtools.summarize import Summarizer
     from zhtools.text.variants import convert
 
-    data = require(SHARED / "summ_csl_clge")
-    train_texts = {t for t, _ in read_pairs(data / "train.tsv")}
-    test = [p for p in read_pairs(data / "test.tsv") if p[0] not in train_texts][: args.limit]
+    test = csl_pairs("test")[0][: args.limit]
     src_s, ref_s = [p[0] for p in test], [p[1] for p in test]
     src_t, ref_t = [convert(t, "s2t") for t in src_s], [convert(t, "s2t") for t in ref_s]
     changed = sum(a != b for s, t in zip(src_s, src_t) for a, b in zip(s, t)) / sum(map(len, src_s))

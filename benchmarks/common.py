@@ -63,3 +63,15 @@ def matmul_flops(dtype: torch.dtype = torch.float32, n: int = 1024, reps: int = 
     for _ in range(reps):
         a @ b
     return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def csl_pairs(split: str = "test") -> tuple[list[tuple[str, str]], int]:
+    """CSL (abstract, title) pairs of ``split`` without the abstracts that also occur in
+    train.tsv, and how many were dropped."""
+    from zhtools.summarize import read_pairs
+
+    data = require(SHARED / "summ_csl_clge")
+    train_texts = {t for t, _ in read_pairs(data / "train.tsv")}
+    pairs = read_pairs(data / f"{split}.tsv")
+    keep = [p for p in pairs if p[0] not in train_texts]
+    return keep, len(pairs) - len(keep)
