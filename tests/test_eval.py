@@ -268,6 +268,8 @@ def test_summ_hand_example():
                                       "n": 1}
     # ROUGE-L uses a subsequence: gold ABCD, pred ACBD -> LCS 3, P = R = 3/4
     assert score_summ(["甲乙丙丁"], ["甲丙乙丁"])["rougeL"] == pytest.approx(0.75)
+    # the convention lowercases both sides: case never costs a match
+    assert score_summ(["基于LSTM的方法"], ["基于lstm的方法"])["rougeL"] == 1.0
 
 
 # ----------------------------------------------------------------------------------------- cls

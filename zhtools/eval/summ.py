@@ -16,8 +16,8 @@ __all__ = ["chars", "lcs_length", "rouge_l", "rouge_n", "score_summ", "sentence_
 
 
 def chars(text: str) -> list[str]:
-    """Characters of ``text`` with whitespace removed."""
-    return [c for c in text if not c.isspace()]
+    """Lowercased characters of ``text`` with whitespace removed."""
+    return [c for c in text.lower() if not c.isspace()]
 
 
 def _f(overlap: int, n_pred: int, n_gold: int) -> float:
