@@ -11,12 +11,14 @@ $PY benchmarks/bench_segment.py --no-last --no-random   # full PKU test: all rul
 $PY benchmarks/bench_segment.py --random-only --name segment_random   # random-init twin of the same shape
 $PY benchmarks/bench_segment_layers.py   # label-free layer choice vs People's Daily dev F1
 $PY benchmarks/bench_segment_ud.py --bf16   # second standard/domain: UD GSDSimp test words
+$PY benchmarks/bench_segment_ud.py --bf16 --treebank gsd   # the same sentences in traditional script
 $PY benchmarks/bench_tagger.py --name segment_tagger9   # shipped self-trained tagger vs the default segmenter
 $PY benchmarks/bench_segment.py --lines 300 --name segment_vs_random  # shipped vs random init, same shape
 if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
 fi
 $PY benchmarks/bench_parse.py --sentences 150
+$PY benchmarks/bench_parse.py --sentences 150 --treebank gsd
 # distillation, logit adjustment, Lookahead (3 seeds each; ~4 CPU-hours in all on one thread)
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --lookahead --epochs 3 --lr 3e-4 --distill-lr 3e-4
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --distill-epochs 5 --schedules linear --lr 3e-4 --distill-lr 3e-4
@@ -31,4 +33,5 @@ $PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --d
 # (summarize_csl.md holds the session-6 model's run; summarize_csl_e26k.md the session-8 model's against it;
 #  summarize_csl_e26k14.md compared the shipped model, then in runs/summ/e26k14/best, with the session-8 model:
 #  --compare shipped-8ep=<that folder from git history>)
-$PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --no-repeat-ngram 2 --threads 1 --name summarize_csl_e26k14
+$PY benchmarks/bench_summarize.py --model data/models/zhtools-summarizer-csl --no-repeat-ngram 2 --threads 1 --name summarize_csl_avg20-24
+$PY benchmarks/bench_summarize_script.py --threads 1   # traditional-script input (OpenCC s2t proxy)

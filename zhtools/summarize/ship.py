@@ -58,7 +58,9 @@ def ship(run: Path, dest: Path, bench: Path | None, command: str, no_repeat_ngra
         f"- parameters: {n_params / 1e6:.2f}M, weights fp16, {size / 2**20:.1f} MiB (safetensors)",
         f"- decoder: {json.dumps(meta['decoder'])}",
         f"- data: CLGE CSL `train.tsv` ({meta.get('train_pairs', '?')} title/abstract pairs, research use); "
-        f"best epoch chosen on the first 300 pairs of `val.tsv` ({select})",
+        + ("dev ROUGE per epoch on the first 300 pairs of `val.tsv`; the averaged weights below were chosen "
+           "on the full `val.tsv` (see the command)" if average else
+           f"best epoch chosen on the first 300 pairs of `val.tsv` ({select})"),
         f"- source window {meta.get('src_len')} tokens (longer abstracts are truncated), titles up to "
         f"{meta.get('tgt_len')} tokens",
         f"- training: {steps} optimizer steps, {train_s / 60:.0f} min of the last run segment on a 2-core CPU "
