@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["test", "val"],
                     help="val = tune decoding settings on the dev split")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--pairing-all", action="store_true",
+                    help="also decode SB-NMT bidirectional models with the all-pairs averaging variant")
     ap.add_argument("--name", default="summarize_csl")
     args = ap.parse_args()
     if args.threads:
@@ -56,13 +58,16 @@ def main() -> None:
         meta = json.loads((Path(path) / "summarizer.json").read_text())
         modes = ["l2r", "bidirectional"] if meta["decoder"]["bidirectional"] else ["l2r"]
         runs += [(name, path, m) for m in modes]
+        if args.pairing_all and "bidirectional" in modes and not meta["decoder"].get("halves"):
+            runs.append((name, path, "bidirectional+all-pairs"))
     rows, results, samples = [], {}, {}
     loaded: dict[str, Summarizer] = {}
     for name, path, mode in runs:
         if path not in loaded:
             loaded[path] = Summarizer(path)
         base = loaded[path]
-        s = Summarizer(base.model, base.tokenizer, beam=args.beam, mode=mode.removesuffix("+bf16"),
+        s = Summarizer(base.model, base.tokenizer, beam=args.beam, mode=mode.split("+")[0],
+                       pairing="all" if mode.endswith("+all-pairs") else "index",
                        max_len=args.max_len, alpha=args.alpha, src_len=base.src_len,
                        no_repeat_ngram=args.no_repeat_ngram if args.no_repeat_ngram is not None
                        else base.no_repeat_ngram, bf16=mode.endswith("+bf16"))

@@ -147,6 +147,49 @@ def test_beam_one_equals_greedy_and_cache_equals_recompute() -> None:
     assert {h.direction for h in nb[0]} <= {"l2r", "r2l"}
 
 
+def test_all_pairs_averaging_variant() -> None:
+    """pairing="all": each hypothesis averages tanh(attention) over every hypothesis of the other
+    half. The batched mean equals a loop over partners; with one hypothesis per half it equals
+    index pairing; cached and uncached decoding agree; batching does not change the result."""
+    import torch.nn.functional as F
+
+    from zhtools.summarize.model import _mean_over_partners
+
+    torch.manual_seed(0)
+    B, K, h, T, dh = 2, 3, 2, 5, 4
+    R = 2 * B * K
+    q, k, v = torch.randn(R, h, 1, dh), torch.randn(R, h, T, dh), torch.randn(R, h, T, dh)
+    mask = torch.ones(R, 1, 1, T, dtype=torch.bool)
+    mask[:, :, :, 4] = False
+    got = _mean_over_partners(q, k, v, mask, K)
+    for r in range(R):  # k, v play the already-swapped keys: rows of group r // K are r's partners
+        rows = [(r // K) * K + j for j in range(K)]
+        ref = torch.stack([torch.tanh(F.scaled_dot_product_attention(
+            q[r : r + 1], k[j : j + 1], v[j : j + 1], attn_mask=mask[r : r + 1])) for j in rows]).mean(0)
+        assert torch.allclose(got[r : r + 1], ref, atol=1e-6), r
+
+    model, tok = tiny_model()
+    b = _batch(tok, TEXTS)
+    args = (model, b["src"], b["src_mask"])
+    one_each = [beam_search(*args, beam=2, max_len=10, nbest=True, pairing=p) for p in ("index", "all")]
+    assert [[x.tokens for x in y] for y in one_each[0]] == [[x.tokens for x in y] for y in one_each[1]]
+    a = beam_search(*args, beam=6, max_len=10, nbest=True, pairing="all")
+    c = beam_search(*args, beam=6, max_len=10, nbest=True, pairing="all", cache=False)
+    assert [[x.tokens for x in y] for y in a] == [[x.tokens for x in y] for y in c]
+    for x, y in zip(a, c):
+        assert all(abs(h1.score - h2.score) < 1e-4 for h1, h2 in zip(x, y))
+    idx = beam_search(*args, beam=6, max_len=10, nbest=True, pairing="index")
+    assert any(abs(h1.score - h2.score) > 1e-6 for x, y in zip(a, idx) for h1, h2 in zip(x, y))
+    single = _batch(tok, TEXTS[1:])
+    assert beam_search(model, single["src"], single["src_mask"], beam=6, max_len=10, pairing="all")[0] == \
+        beam_search(*args, beam=6, max_len=10, pairing="all")[1]
+    with pytest.raises(ValueError):
+        beam_search(*args, beam=4, pairing="both")
+    meet, _ = tiny_model(halves=True)
+    with pytest.raises(ValueError):
+        beam_search(meet, b["src"], b["src_mask"], beam=4, pairing="all")
+
+
 def test_batch_decoding_matches_single() -> None:
     model, tok = tiny_model()
     both = _batch(tok, TEXTS)

@@ -450,6 +450,9 @@ def _summarize(sub) -> None:
     p.add_argument("--bf16", action="store_true",
                    help="decode under bf16 autocast on CPU (default fp32): ~1.8x faster on CPUs with "
                         "native bf16 (AVX512-BF16/AMX)")
+    p.add_argument("--pairing", choices=["index", "all"], default="index",
+                   help="SB-NMT bidirectional beam: each hypothesis attends to its index partner in the "
+                        "other half, or averages over all of them (not for meet-in-the-middle models)")
     p.add_argument("--script", choices=["auto", "model", "simplified", "traditional"], default="auto",
                    help="script of the summaries: auto = that of each input line (traditional input "
                         "gets a traditional summary), model = as generated")
@@ -465,7 +468,8 @@ def _run_summarize(args) -> int:
 
     try:
         s = Summarizer(args.model, beam=args.beam, mode=args.mode, max_len=args.max_len, alpha=args.alpha,
-                       no_repeat_ngram=args.no_repeat_ngram, bf16=args.bf16, script=args.script)
+                       no_repeat_ngram=args.no_repeat_ngram, bf16=args.bf16, script=args.script,
+                       pairing=args.pairing)
     except (ModelNotFoundError, ValueError) as e:
         print(f"zhtools summarize: {e}", file=sys.stderr)
         return 2

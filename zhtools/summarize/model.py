@@ -75,7 +75,10 @@ class BiAttention(nn.Module):
         return x.view(b, t, self.h, self.dh).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, own_mask: torch.Tensor, other_mask: torch.Tensor | None,
-                lam: float, cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+                lam: float, cache: dict[str, torch.Tensor] | None = None, all_pairs: int = 0) -> torch.Tensor:
+        """``all_pairs = K > 1`` (decoding): rows come in groups of K hypotheses of one direction
+        and source, and each row averages the tanh-squashed attention over all K hypotheses of
+        the other direction (SB-NMT's averaging variant) instead of its index partner's."""
         q, k, v = (self._split(t) for t in self.qkv(x).chunk(3, dim=-1))
         if cache is not None:
             if "k" in cache:
@@ -88,8 +91,11 @@ class BiAttention(nn.Module):
             ko, vo = _swap_halves(k), _swap_halves(v)  # row i <-> row i of the other half
             any_key = other_mask.any(-1, keepdim=True)  # rows with no allowed key get 0
             safe = other_mask | ~any_key
-            oth = F.scaled_dot_product_attention(q, ko, vo, attn_mask=safe, dropout_p=p)
-            own = own + lam * torch.tanh(oth) * any_key
+            if all_pairs > 1:
+                oth = _mean_over_partners(q, ko, vo, safe, all_pairs)
+            else:
+                oth = torch.tanh(F.scaled_dot_product_attention(q, ko, vo, attn_mask=safe, dropout_p=p))
+            own = own + lam * oth * any_key
         b, _, t, _ = own.shape
         return self.out(own.transpose(1, 2).reshape(b, t, -1))
 
@@ -129,8 +135,9 @@ class DecoderLayer(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, d))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, own_mask, other_mask, lam, mem, src_mask, cache=None, want_weights=False):  # noqa: ANN001, ANN201
-        x = x + self.drop(self.self_attn(self.ln1(x), own_mask, other_mask, lam, cache))
+    def forward(self, x, own_mask, other_mask, lam, mem, src_mask, cache=None, want_weights=False,  # noqa: ANN001, ANN201
+                all_pairs=0):  # noqa: ANN001
+        x = x + self.drop(self.self_attn(self.ln1(x), own_mask, other_mask, lam, cache, all_pairs))
         c, w = self.cross(self.ln2(x), mem, src_mask, want_weights)
         x = x + self.drop(c)
         x = x + self.drop(self.ffn(self.ln3(x)))
@@ -188,14 +195,16 @@ class BiSeq2Seq(nn.Module):
 
     def run(self, tokens: torch.Tensor, dirs: torch.Tensor, own_mask: torch.Tensor,
             other_mask: torch.Tensor | None, mems, src: torch.Tensor, src_mask: torch.Tensor,
-            enc: torch.Tensor, start: int = 0, caches: list[dict] | None = None) -> torch.Tensor:
+            enc: torch.Tensor, start: int = 0, caches: list[dict] | None = None,
+            all_pairs: int = 0) -> torch.Tensor:
         x = self._embed(tokens, dirs, start)
         w = None
         for i, layer in enumerate(self.layers):
             last = i == len(self.layers) - 1
             om = other_mask if (last or self.cfg.interact == "all") else None
             x, w_i = layer(x, own_mask, om, self.cfg.lam, mems[i], src_mask,
-                           None if caches is None else caches[i], want_weights=last and self.copy_gate is not None)
+                           None if caches is None else caches[i], want_weights=last and self.copy_gate is not None,
+                           all_pairs=all_pairs)
             w = w_i if last else w
         h = self.ln(x)
         enc_ctx = (w @ enc) if w is not None else None
@@ -307,7 +316,8 @@ class BiSeq2Seq(nn.Module):
         own = torch.ones(R, 1, 1, t + 1, dtype=torch.bool, device=tokens.device)
         other = _partner_mask(own, valid) if state["bidir"] else None
         out = self.run(tokens[:, None], state["dirs"], own, other, state["mems"], state["src"],
-                       state["mask"], state["enc"], start=t, caches=state["caches"])
+                       state["mask"], state["enc"], start=t, caches=state["caches"],
+                       all_pairs=state.get("all_pairs", 0))
         state["t"] = t + 1
         return out[:, -1]
 
@@ -318,7 +328,7 @@ class BiSeq2Seq(nn.Module):
         causal = torch.ones(T, T, dtype=torch.bool, device=prefix.device).tril()[None, None].expand(R, 1, T, T)
         other = _partner_mask(causal, valid) if state["bidir"] else None
         out = self.run(prefix, state["dirs"], causal, other, state["mems"], state["src"],
-                       state["mask"], state["enc"])
+                       state["mask"], state["enc"], all_pairs=state.get("all_pairs", 0))
         return out[:, -1]
 
     @staticmethod
@@ -373,6 +383,18 @@ def _partner_mask(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     if valid is None:
         return mask
     return mask & _swap_halves(valid)[:, None, None, :]
+
+
+def _mean_over_partners(q: torch.Tensor, ko: torch.Tensor, vo: torch.Tensor, mask: torch.Tensor,
+                        k: int) -> torch.Tensor:
+    """Mean over the ``k`` other-direction rows of each row's group of tanh(attention): ``q``
+    (R, h, tq, dh); ``ko``/``vo`` (R, h, T, dh), already swapped so that group g of rows holds
+    the other direction's hypotheses for the same source; ``mask`` (R, 1, tq|1, T)."""
+    r, h, tq, dh = q.shape
+    g = r // k
+    att = (q.view(g, k, 1, h, tq, dh) @ ko.view(g, 1, k, h, -1, dh).transpose(-1, -2)) / math.sqrt(dh)
+    att = att.masked_fill(~mask.view(g, k, 1, *mask.shape[1:]), float("-inf")).softmax(-1)
+    return torch.tanh(att @ vo.view(g, 1, k, h, -1, dh)).mean(2).view(r, h, tq, dh)
 
 
 def _swap_halves(x: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,9 @@ Bidirectional beam (SB-NMT): the beam of size ``beam`` is split into ``beam // 2
 ``beam // 2`` R2L hypotheses; hypothesis i of one half is paired with hypothesis i of the other
 (index pairing) and each attends to its partner's states at every step; top-k is taken within
 each half; finished hypotheses of both halves compete in one pool (R2L outputs reversed).
+``pairing="all"``: each hypothesis instead averages its (tanh-squashed) attention over all
+hypotheses of the other half (SB-NMT's averaging variant); with one hypothesis per half both
+pairings are the same.
 
 Meet-in-the-middle beam (models trained with ``halves=True``): ``beam // 2`` pairs, each an L2R
 half (the text's beginning) and an R2L half (its end, reversed) decoded in the same step and
@@ -108,20 +111,26 @@ def greedy(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, max_len:
 @torch.no_grad()
 def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, beam: int = 4,
                 mode: str = "bidirectional", max_len: int = 32, alpha: float = 0.6,
-                cache: bool = True, nbest: bool = False, no_repeat_ngram: int = 0
-                ) -> list[list[int]] | list[list[Hyp]]:
+                cache: bool = True, nbest: bool = False, no_repeat_ngram: int = 0,
+                pairing: str = "index") -> list[list[int]] | list[list[Hyp]]:
     """Beam search; ``mode`` is ``l2r``, ``r2l`` or ``bidirectional`` (beam split in halves).
 
     Returns the best token ids per source (text order), or all finished hypotheses sorted by
     score with ``nbest=True``. ``cache=False`` recomputes every prefix (same result, slower).
-    ``no_repeat_ngram=n`` > 0 forbids repeating any n-gram within a hypothesis.
+    ``no_repeat_ngram=n`` > 0 forbids repeating any n-gram within a hypothesis. ``pairing``
+    (bidirectional SB-NMT beam): ``index`` or ``all`` (see the module docstring).
     """
     if mode not in ("l2r", "r2l", "bidirectional"):
         raise ValueError(f"unknown mode {mode!r} (l2r | r2l | bidirectional)")
+    if pairing not in ("index", "all"):
+        raise ValueError(f"unknown pairing {pairing!r} (index | all)")
     if mode == "bidirectional":
         if beam < 2 or not model.cfg.bidirectional:
             raise ValueError("bidirectional beam search needs beam >= 2 and a bidirectional model")
         if model.cfg.halves:
+            if pairing == "all":
+                raise ValueError('pairing="all" is for SB-NMT models: a meet-in-the-middle pair is one '
+                                 "hypothesis, its halves always attend to each other")
             return meet_search(model, src, src_mask, beam // 2, max_len, alpha, cache, nbest, no_repeat_ngram)
         dirs, K = [0, 1], beam // 2
     else:
@@ -131,6 +140,8 @@ def beam_search(model: BiSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor, bea
     B = src.shape[0]
     dev = src.device
     st = model.start_decoding(src, src_mask, K, dirs)
+    if pairing == "all" and H == 2:
+        st["all_pairs"] = K
     R = H * B * K
     scores = torch.full((H, B, K), float("-inf"), device=dev)
     scores[:, :, 0] = 0.0

@@ -77,15 +77,17 @@ class Summarizer:
     ``script``: ``auto`` writes each summary in its input's script (a model trained on simplified
     text reads traditional input through :mod:`zhtools.text.variants`; its summary of a
     traditional text is converted back with OpenCC ``s2t``), ``model`` leaves the model's output
-    as is, ``simplified`` / ``traditional`` convert every summary."""
+    as is, ``simplified`` / ``traditional`` convert every summary. ``pairing``: ``index`` or
+    ``all`` for the SB-NMT bidirectional beam (:func:`~zhtools.summarize.search.beam_search`)."""
 
     def __init__(self, model: str | os.PathLike | BiSeq2Seq | None = None, tokenizer: ZhTokenizer | None = None,
                  beam: int = 4, mode: str = "bidirectional", max_len: int = 32, alpha: float = 0.6,
                  src_len: int | None = None, device: str | None = None,
-                 no_repeat_ngram: int | None = None, bf16: bool = False, script: str = "auto") -> None:
+                 no_repeat_ngram: int | None = None, bf16: bool = False, script: str = "auto",
+                 pairing: str = "index") -> None:
         if script not in SCRIPTS:
             raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
-        self.script = script
+        self.script, self.pairing = script, pairing
         if isinstance(model, BiSeq2Seq):
             if tokenizer is None:
                 raise ValueError("pass the tokenizer with a model object")
@@ -127,7 +129,7 @@ class Summarizer:
             with torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 and dev.type == "cpu" else nullcontext():
                 out = beam_search(self.model, batch["src"].to(dev), batch["src_mask"].to(dev),
                                   beam=self.beam, mode=self.mode, max_len=self.max_len, alpha=self.alpha,
-                                  no_repeat_ngram=self.no_repeat_ngram)
+                                  no_repeat_ngram=self.no_repeat_ngram, pairing=self.pairing)
             # Latin words and punctuation copied from the source keep its spelling (case, width)
             return [tok.decode_chars(o, tok.surface_forms(encs[i])) for o, i in zip(out, b.indices)]
 
