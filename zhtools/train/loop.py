@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from zhtools.train.checkpoint import load_checkpoint, save_checkpoint
+from zhtools.train.checkpoint import average_model_states, load_checkpoint, save_checkpoint
 from zhtools.train.optim import LazyRows, Lookahead, embedding_weights
 
 log = logging.getLogger(__name__)
@@ -241,13 +241,16 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------------ evaluation
+    def _slow(self):  # noqa: ANN202 - context manager
+        """Swap Lookahead's slow weights into the model for the block (no-op otherwise)."""
+        return self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
+
     def evaluate(self, slow: bool = True) -> dict[str, float]:
         """``eval_fn`` on the model (on Lookahead's slow weights unless ``slow`` is false)."""
         if self.eval_fn is None:
             return {}
         self.model.eval()
-        ctx = self.opt.slow_weights() if slow and isinstance(self.opt, Lookahead) else nullcontext()
-        with ctx, torch.no_grad(), self.autocast:
+        with self._slow() if slow else nullcontext(), torch.no_grad(), self.autocast:
             metrics = self.eval_fn(self.model)
         self.model.train()
         return metrics
@@ -261,8 +264,7 @@ class Trainer:
         if better:
             self.best = v
             if self.export_fn is not None:
-                ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
-                with ctx:
+                with self._slow():
                     self.export_fn(self.model, self.out / "best")
 
     # ------------------------------------------------------------------ checkpoint averaging
@@ -272,8 +274,7 @@ class Trainer:
         if not n or not self.is_main:
             return
         snaps = self.out / "snapshots"
-        ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
-        with ctx:
+        with self._slow():
             save_checkpoint(snaps / f"step-{self.step:09d}", {"model": self.model.state_dict(), "step": self.step})
         for old in sorted(snaps.glob("step-*"))[:-n]:
             shutil.rmtree(old, ignore_errors=True)
@@ -284,8 +285,6 @@ class Trainer:
         snaps = sorted((self.out / "snapshots").glob("step-*")) if self.cfg.average_last else []
         if len(snaps) < 2 or not self.is_main:
             return None
-        from zhtools.train.checkpoint import average_model_states
-
         keep = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(average_model_states(snaps))
         metrics = self.evaluate(slow=False)
@@ -379,8 +378,7 @@ class Trainer:
             self._snapshot()
             averaged = self._export_average()
         if self.export_fn is not None and self.is_main:
-            ctx = self.opt.slow_weights() if isinstance(self.opt, Lookahead) else nullcontext()
-            with ctx:
+            with self._slow():
                 self.export_fn(self.model, self.out)
         if self._owns_group:
             # every rank waits for rank 0's export, then the group is torn down before the
