@@ -46,27 +46,32 @@ def known_variants(text: str, known: Callable[[str], bool]) -> str:
     todo = [i for i, ch in enumerate(text) if is_cjk(ch) and not known(ch)]
     if not todo:
         return text
-    out = list(text)
     t2s = _converter("t2s")
     if t2s is None:
         return text
-    whole = t2s.convert(text)
+    out = list(text)
+    converted = {"t2s": t2s.convert(text)}  # whole-text conversions, each made once
+    whole = converted["t2s"]
     if len(whole) == len(text) and _mostly_changed(text, whole):
         for i, (a, b) in enumerate(zip(text, whole)):
             if a != b and known(b):
                 out[i] = b
         todo = [i for i in todo if out[i] == text[i]]
+
+    def usable(cand: str, i: int) -> bool:
+        return len(cand) == 1 and cand != text[i] and known(cand)
+
     for config in CONFIGS:
         if not todo:
             break
         conv = _converter(config)
-        whole = conv.convert(text)
+        whole = converted.get(config) or conv.convert(text)
         left = []
         for i in todo:
-            cand = whole[i] if len(whole) == len(text) else conv.convert(text[i])
-            if len(cand) != 1 or cand == text[i] or not known(cand):
+            cand = whole[i] if len(whole) == len(text) else ""
+            if not usable(cand, i):
                 cand = conv.convert(text[i])  # context gave nothing usable: the character alone
-            if len(cand) == 1 and cand != text[i] and known(cand):
+            if usable(cand, i):
                 out[i] = cand
             else:
                 left.append(i)
