@@ -198,3 +198,57 @@ def test_trainer_average_last_exports_mean_of_last_snapshots(tmp_path: Path) -> 
     assert "neg_mse" in res["averaged"]
     log = [json.loads(r) for r in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("averaged" in r for r in log)
+
+
+def test_grow_from_maps_layers_and_rejects_other_widths(tmp_path: Path) -> None:
+    from transformers import BertConfig, BertForMaskedLM
+
+    from zhtools.train.pretrain import grow_from, layer_map
+
+    assert layer_map(4, 8, "stack") == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert layer_map(4, 8, "interleave") == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert layer_map(4, 2, "stack") == [0, 1]
+
+    def bert(layers: int, hidden: int = 32) -> BertForMaskedLM:
+        return BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=hidden, num_hidden_layers=layers,
+                                          num_attention_heads=2, intermediate_size=4 * hidden,
+                                          max_position_embeddings=64))
+
+    torch.manual_seed(0)
+    src = bert(2)
+    src.save_pretrained(str(tmp_path / "src"), safe_serialization=True)
+    for mode in ("stack", "interleave"):
+        dst = bert(4)
+        mapping = grow_from(dst, tmp_path / "src", mode)
+        assert mapping == layer_map(2, 4, mode)
+        for i, j in enumerate(mapping):
+            for a, b in zip(dst.bert.encoder.layer[i].parameters(), src.bert.encoder.layer[j].parameters()):
+                assert torch.equal(a, b)
+        assert torch.equal(dst.bert.embeddings.word_embeddings.weight, src.bert.embeddings.word_embeddings.weight)
+        assert torch.equal(dst.cls.predictions.transform.dense.weight, src.cls.predictions.transform.dense.weight)
+        ids = torch.tensor([[1, 5, 7, 2]])
+        assert not torch.equal(dst(ids).logits, src(ids).logits)  # deeper: a different function
+    with pytest.raises(ValueError, match="hidden_size"):
+        grow_from(bert(4, hidden=64), tmp_path / "src")
+
+
+def test_pretrain_init_from_cli_starts_from_the_given_weights(tmp_path: Path) -> None:
+    """--init-from with a deeper --layers: the new run's tokenizer and (at lr 0) weights are the
+    source's, its layers stacked."""
+    from transformers import AutoModelForMaskedLM
+
+    corpus = _corpus(tmp_path)
+    a, b = tmp_path / "a", tmp_path / "b"
+    p = _pretrain(["--corpus", corpus, "--out", str(a), "--steps", "4"])
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    p = subprocess.Popen([sys.executable, "-m", "zhtools", "pretrain", "--corpus", corpus, "--out", str(b),
+                          "--steps", "2", "--lr", "0", "--init-from", str(a), "--layers", "2",
+                          *TINY[2:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    assert (b / "tokenizer.json").read_text() == (a / "tokenizer.json").read_text()
+    src = AutoModelForMaskedLM.from_pretrained(str(a))
+    dst = AutoModelForMaskedLM.from_pretrained(str(b))
+    assert dst.config.num_hidden_layers == 2
+    for layer in dst.bert.encoder.layer:
+        for x, y in zip(layer.parameters(), src.bert.encoder.layer[0].parameters()):
+            assert torch.equal(x, y)

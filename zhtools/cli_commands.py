@@ -27,6 +27,7 @@ def _pretrain(sub) -> None:
     p = _sub(sub, "pretrain", "pretrain a small character-level Chinese masked-LM encoder",
              "  zhtools pretrain --corpus ../shared/data/raw_zh_corpus --out runs/enc --steps 6000\n"
              "  zhtools pretrain --corpus a.txt b.txt.gz --out runs/enc --resume\n"
+             "  zhtools pretrain --corpus a.txt --out runs/enc8 --layers 8 --init-from runs/enc  # grow 4 -> 8\n"
              "  torchrun --nproc_per_node=2 -m zhtools pretrain --corpus a.txt --out runs/enc\n")
     p.add_argument("--corpus", nargs="+", required=True, help="text files (.txt/.gz) or folders")
     p.add_argument("--out", required=True, help="output folder (HF model + checkpoint)")
@@ -49,6 +50,12 @@ def _pretrain(sub) -> None:
                    help="bf16 autocast: auto = on (CUDA, or CPUs with AVX512-bf16/AMX)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="start from this HF masked-LM folder's weights and tokenizer (same width; "
+                        "a deeper --layers grows it, see --grow)")
+    p.add_argument("--grow", choices=["stack", "interleave"], default="stack",
+                   help="layer copy when deeper than --init-from: stack = 0 1 2 3 0 1 2 3 "
+                        "(progressive stacking), interleave = 0 0 1 1 2 2 3 3")
     p.set_defaults(func=_run_pretrain)
 
 
@@ -77,6 +84,7 @@ def _run_pretrain(args) -> int:
         grad_accum=args.grad_accum, lr=args.lr, warmup=args.warmup, lookahead=args.lookahead,
         span_max=args.span_max, eval_every=args.eval_every, save_every=args.save_every,
         max_minutes=args.max_minutes, seed=args.seed, bf16=bf16, progress=not args.quiet,
+        init_from=args.init_from, grow=args.grow,
     )
     res = pretrain(cfg, resume=args.resume)
     print(res)

@@ -66,6 +66,8 @@ class PretrainConfig:
     bf16: bool | None = None
     max_minutes: float | None = None
     progress: bool = True
+    init_from: str | None = None  # HF masked-LM folder: start from its weights and tokenizer
+    grow: str = "stack"  # deeper than init_from: "stack" (layer i <- i mod L) or "interleave"
 
 
 def interleave_lines(paths: Sequence[str], block: int = 64) -> Iterator[str]:
@@ -224,6 +226,15 @@ def make_tokenizer(cfg: PretrainConfig) -> tuple[ZhTokenizer, dict]:
     out = Path(cfg.out)
     if (out / "tokenizer.json").exists():
         return ZhTokenizer.from_pretrained(out), json.loads((out / "vocab_info.json").read_text())
+    if cfg.init_from:  # the weights fix the vocabulary
+        tok = ZhTokenizer.from_pretrained(cfg.init_from)
+        tok.model_max_length = cfg.max_len
+        info = {"vocab_size": tok.vocab_size, "from": str(cfg.init_from)}
+        if dist_info()[0] == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            tok.save_pretrained(out)
+            (out / "vocab_info.json").write_text(json.dumps(info, indent=1))
+        return tok, info
     lines = (ln for ln in itertools.islice(interleave_lines(cfg.corpus), cfg.vocab_lines)
              if not is_heldout(ln, cfg.heldout_mod))
     vocab = build_vocab(lines, coverage=cfg.vocab_coverage)
@@ -281,7 +292,53 @@ def build_model(cfg: PretrainConfig, vocab_size: int):
         pad_token_id=0,
     )
     torch.manual_seed(cfg.seed)
-    return BertForMaskedLM(conf)
+    model = BertForMaskedLM(conf)
+    if cfg.init_from:
+        grow_from(model, cfg.init_from, cfg.grow)
+    return model
+
+
+def layer_map(src_layers: int, dst_layers: int, mode: str = "stack") -> list[int]:
+    """Source layer for each target layer when growing an encoder's depth.
+
+    ``stack`` repeats the whole stack (progressive stacking, Gong et al. 2019: 0 1 2 3 0 1 2 3);
+    ``interleave`` repeats each layer in place (0 0 1 1 2 2 3 3). Shrinking keeps the first
+    ``dst_layers`` layers.
+    """
+    if mode == "stack":
+        return [i % src_layers for i in range(dst_layers)]
+    if mode == "interleave":
+        return [i * src_layers // dst_layers for i in range(dst_layers)]
+    raise ValueError(f"grow must be 'stack' or 'interleave', not {mode!r}")
+
+
+def grow_from(model: torch.nn.Module, src: str | Path, mode: str = "stack") -> list[int]:
+    """Initialise a BERT masked LM from a pretrained one of the same width (any depth):
+    embeddings and MLM head copied, encoder layers mapped by :func:`layer_map`."""
+    from transformers import AutoModelForMaskedLM
+
+    source = AutoModelForMaskedLM.from_pretrained(str(src), torch_dtype=torch.float32)
+    sc, dc = source.config, model.config
+    for key in ("hidden_size", "num_attention_heads", "intermediate_size", "vocab_size"):
+        if getattr(sc, key) != getattr(dc, key):
+            raise ValueError(f"--init-from {src}: {key} is {getattr(sc, key)}, the new model has {getattr(dc, key)}")
+    if sc.max_position_embeddings < dc.max_position_embeddings:
+        raise ValueError(f"--init-from {src}: only {sc.max_position_embeddings} positions, need {dc.max_position_embeddings}")
+    mapping = layer_map(sc.num_hidden_layers, dc.num_hidden_layers, mode)
+    src_state = source.state_dict()
+    new_state = {}
+    for key, value in model.state_dict().items():
+        name = key
+        if ".encoder.layer." in key:
+            head, rest = key.split(".encoder.layer.", 1)
+            i, tail = rest.split(".", 1)
+            name = f"{head}.encoder.layer.{mapping[int(i)]}.{tail}"
+        if name not in src_state:
+            raise ValueError(f"--init-from {src}: no weight {name}")
+        v = src_state[name]
+        new_state[key] = v[: value.shape[0]] if key.endswith("position_embeddings.weight") else v
+    model.load_state_dict(new_state)
+    return mapping
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
@@ -388,5 +445,5 @@ def corpus_files(paths: Sequence[str]) -> list[str]:
     return out
 
 
-__all__ = ["PretrainConfig", "pretrain", "corpus_files", "mask_tokens", "MaskedLMOnly",
+__all__ = ["PretrainConfig", "pretrain", "grow_from", "layer_map", "corpus_files", "mask_tokens", "MaskedLMOnly",
            "interleave_lines", "pack_sequences", "iter_lines"]
