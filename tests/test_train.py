@@ -239,13 +239,16 @@ def test_pretrain_init_from_cli_starts_from_the_given_weights(tmp_path: Path) ->
 
     corpus = _corpus(tmp_path)
     a, b = tmp_path / "a", tmp_path / "b"
-    p = _pretrain(["--corpus", corpus, "--out", str(a), "--steps", "4"])
+    p = _pretrain(["--corpus", corpus, "--out", str(a), "--steps", "6"])
     assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     p = subprocess.Popen([sys.executable, "-m", "zhtools", "pretrain", "--corpus", corpus, "--out", str(b),
                           "--steps", "2", "--lr", "0", "--init-from", str(a), "--layers", "2",
                           *TINY[2:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     assert (b / "tokenizer.json").read_text() == (a / "tokenizer.json").read_text()
+    stages = json.loads((b / "earlier_stages.json").read_text())  # history kept for the model card
+    assert [(s["steps"], s["config"]["layers"], s["source"]) for s in stages] == [(6, 1, str(a))]
+    assert stages[0]["evals"] and all("mlm_acc" in e["eval"] for e in stages[0]["evals"])
     src = AutoModelForMaskedLM.from_pretrained(str(a))
     dst = AutoModelForMaskedLM.from_pretrained(str(b))
     assert dst.config.num_hidden_layers == 2

@@ -10,14 +10,32 @@ import json
 from pathlib import Path
 
 
+def _stage_lines(k: int, st: dict, prev: dict | None) -> list[str]:
+    pc = st["config"]
+    tok_per_step = pc["max_len"] * max(1, pc["batch_tokens"] // pc["max_len"])
+    init = "random initialisation" if not pc.get("init_from") else (
+        f"grown from stage {k - 1} ({prev['config']['layers']} layers, step {prev['steps']:,}) by "
+        f"`--grow {pc.get('grow', 'stack')}`" if prev else f"`--init-from {pc['init_from']}`")
+    return [
+        f"- Stage {k}: {pc['layers']} layers, {st['parameters']:,} parameters, {init}; "
+        f"{st['steps']:,} optimizer steps of {tok_per_step:,} tokens ({pc['batch_tokens'] // pc['max_len']} x "
+        f"{pc['max_len']}): {st['steps'] * tok_per_step / 1e6:.1f}M tokens; peak lr {pc['lr']}, warmup "
+        f"{pc['warmup']}, linear decay, data seed {pc['seed']}; wall time {st['wall_seconds_total'] / 60:.1f} min "
+        f"over {st['runs']} invocation(s).",
+    ]
+
+
 def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardware: str) -> str:
     info = json.loads((model_dir / "pretrain_info.json").read_text())
     cfg = json.loads((model_dir / "config.json").read_text())
     cal = json.loads((model_dir / "segmenter_calibration.json").read_text())
     evals = [json.loads(x) for x in (model_dir / "log.jsonl").read_text().splitlines() if '"eval"' in x]
+    stages_path = model_dir / "earlier_stages.json"
+    stages = json.loads(stages_path.read_text()) if stages_path.exists() else []
+    stages.append({**info, "evals": [e for e in evals if not e.get("final")]})
     pc = info["config"]
-    steps = info["steps"]
-    tok_per_step = pc["max_len"] * max(1, pc["batch_tokens"] // pc["max_len"])
+    tokens = sum(st["steps"] * st["config"]["max_len"] * max(1, st["config"]["batch_tokens"] // st["config"]["max_len"])
+                 for st in stages)
     size = (model_dir / "model.safetensors").stat().st_size
     files = [Path(p).name for p in pc["corpus"]]
     chars = {}
@@ -26,6 +44,7 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
             f = line.split("\t")
             chars[f[0]] = int(f[2])
     last = evals[-1]["eval"] if evals else {}
+    vocab = stages[0]["vocab"]
     lines = [
         f"# {model_dir.name}",
         "",
@@ -36,7 +55,7 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
         f"- BertForMaskedLM, {cfg['num_hidden_layers']} layers, hidden {cfg['hidden_size']}, "
         f"{cfg['num_attention_heads']} heads, FFN {cfg['intermediate_size']}, max positions "
         f"{cfg['max_position_embeddings']}, vocabulary {cfg['vocab_size']} (characters covering "
-        f"{info['vocab']['coverage_target']:.2%} of the first {info['vocab']['vocab_lines']:,} corpus lines, "
+        f"{vocab['coverage_target']:.2%} of the first {vocab['vocab_lines']:,} corpus lines, "
         "plus WordPiece continuations and frequent Latin words).",
         f"- Parameters: {info['parameters']:,}; `model.safetensors` stored in fp16: {size / 2**20:.1f} MiB.",
         "",
@@ -50,21 +69,19 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
         f"| total | {sum(chars.get(f, 0) for f in files):,} |",
         "",
         "## Training",
-        f"- Steps: {steps:,} optimizer steps of {tok_per_step:,} tokens "
-        f"({pc['batch_tokens'] // pc['max_len']} x {pc['max_len']}): **{steps * tok_per_step / 1e6:.1f}M tokens seen** "
-        "(packed sequences, so nearly all are real tokens).",
-        f"- AdamW (betas 0.9/0.98, weight decay {pc['weight_decay']}), peak lr {pc['lr']}, warmup "
-        f"{pc['warmup']}, linear decay; masking {pc['mask_prob']:.0%} (80/10/10), single tokens; "
-        "bf16 autocast on CPU; MLM logits only at masked positions.",
-        f"- Hardware: {hardware}. Wall time (all invocations): "
-        f"{info['wall_seconds_total'] / 60:.1f} min over {info['runs']} invocation(s).",
+        f"- **{tokens / 1e6:.1f}M tokens seen** in all (packed sequences, so nearly all are real tokens); "
+        f"wall time {sum(st['wall_seconds_total'] for st in stages) / 60:.1f} min.",
+        *[x for k, st in enumerate(stages, 1) for x in _stage_lines(k, st, stages[k - 2] if k > 1 else None)],
+        f"- AdamW (betas 0.9/0.98, weight decay {pc['weight_decay']}); masking {pc['mask_prob']:.0%} (80/10/10), "
+        "single tokens; bf16 autocast on CPU; MLM logits only at masked positions.",
+        f"- Hardware: {hardware}.",
         "",
         "## Held-out evaluation (masked LM, fixed masking seed, 256 held-out sequences)",
         "",
-        "| step | MLM top-1 accuracy | loss | perplexity |",
-        "|---|---|---|---|",
-        *[f"| {e['step']} | {e['eval']['mlm_acc']:.4f} | {e['eval']['mlm_loss']:.3f} | "
-          f"{e['eval']['perplexity']:.1f} |" for e in evals if not e.get("final")],
+        "| stage | step | MLM top-1 accuracy | loss | perplexity |",
+        "|---|---|---|---|---|",
+        *[f"| {k} | {e['step']} | {e['eval']['mlm_acc']:.4f} | {e['eval']['mlm_loss']:.3f} | "
+          f"{e['eval']['perplexity']:.1f} |" for k, st in enumerate(stages, 1) for e in st["evals"]],
         "",
         f"Final: **MLM top-1 accuracy {last.get('mlm_acc', float('nan')):.4f}, perplexity "
         f"{last.get('perplexity', float('nan')):.1f}** (goal 0.50: "

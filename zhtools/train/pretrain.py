@@ -298,6 +298,26 @@ def build_model(cfg: PretrainConfig, vocab_size: int):
     return model
 
 
+STAGES_FILE = "earlier_stages.json"
+
+
+def earlier_stages(src: str | Path) -> list[dict]:
+    """The pretraining history of an ``--init-from`` model (oldest first): its own earlier stages
+    (its ``earlier_stages.json``) and its ``pretrain_info.json`` with the held-out evaluations of
+    its ``log.jsonl``; empty for a folder that zhtools did not pretrain. A run started from it keeps
+    this list in its own ``earlier_stages.json`` (shipped along; read by the model card)."""
+    src = Path(src)
+    if not (src / "pretrain_info.json").exists():
+        return []
+    info = json.loads((src / "pretrain_info.json").read_text())
+    stages = json.loads((src / STAGES_FILE).read_text()) if (src / STAGES_FILE).exists() else []
+    log_path = src / "log.jsonl"
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    info["evals"] = [e for e in map(json.loads, lines) if "eval" in e and not e.get("final")]
+    info["source"] = str(src)
+    return [*stages, info]
+
+
 def layer_map(src_layers: int, dst_layers: int, mode: str = "stack") -> list[int]:
     """Source layer for each target layer when growing an encoder's depth.
 
@@ -348,6 +368,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     model = MaskedLMOnly(build_model(cfg, tok.vocab_size))
     if dist_info()[0] == 0:
         (Path(cfg.out) / "pretrain_config.json").write_text(json.dumps(cfg.__dict__, indent=1))
+        if cfg.init_from and not (Path(cfg.out) / STAGES_FILE).exists():
+            (Path(cfg.out) / STAGES_FILE).write_text(json.dumps(earlier_stages(cfg.init_from), indent=1))
     held = heldout_sequences(cfg, tok)
     device = None
 

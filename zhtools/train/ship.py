@@ -28,7 +28,8 @@ def ship(run_dir: str | Path, dest: str | Path) -> Path:
     model = AutoModelForMaskedLM.from_pretrained(str(run_dir), dtype=torch.float32)
     model.half().save_pretrained(str(dest), safe_serialization=True)
     ZhTokenizer.from_pretrained(run_dir).save_pretrained(dest)
-    for name in ("pretrain_info.json", "log.jsonl", "vocab_info.json", "pretrain_config.json"):
+    for name in ("pretrain_info.json", "log.jsonl", "vocab_info.json", "pretrain_config.json",
+                 "earlier_stages.json"):
         if (run_dir / name).exists():
             shutil.copy(run_dir / name, dest / name)
     write_calibration(dest)
