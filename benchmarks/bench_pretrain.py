@@ -1,8 +1,10 @@
 """Pretraining throughput and quality (issue 4), one run on this machine:
 training tokens/s of the shipped model's shape (bf16 autocast where the CPU/GPU supports it,
 logits only at masked positions) and the share of a plain bf16 matmul's FLOP/s it reaches;
-held-out MLM accuracy / perplexity of the shipped model (its own held-out slice).
-    python benchmarks/bench_pretrain.py [--model DIR] [--steps 12]
+held-out MLM accuracy / perplexity of the shipped model (its own held-out slice: the 256
+sequences scored during training, and 1,024 for a tighter estimate), next to --compare models
+(same vocabulary) scored on the same sequences and masks in the same run.
+    python benchmarks/bench_pretrain.py [--model DIR] [--steps 12] [--compare NAME=DIR ...]
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from common import matmul_flops, write  # noqa: E402
 
 from zhtools.models.loader import default_model_path  # noqa: E402
 from zhtools.text import ZhTokenizer  # noqa: E402
-from zhtools.train.pretrain import MaskedLMOnly, mask_tokens  # noqa: E402
+from zhtools.train.pretrain import (  # noqa: E402
+    MaskedLMOnly,
+    PretrainConfig,
+    evaluate_mlm,
+    heldout_sequences,
+    mask_tokens,
+)
 
 
 def train_flops(cfg, batch: int, T: int, masked: int) -> float:
@@ -29,12 +37,35 @@ def train_flops(cfg, batch: int, T: int, masked: int) -> float:
     return 3 * fwd  # forward + backward (2x)
 
 
+def heldout_table(model_dir: str, models: list[tuple[str, str]]) -> list[dict]:
+    """Held-out MLM accuracy / perplexity of each model (fp16 weights loaded as fp32, no autocast)
+    on the shipped run's held-out slice, 256 and 1,024 sequences, same masks for every model."""
+    from transformers import AutoModelForMaskedLM
+
+    pcfg = PretrainConfig(**json.loads((Path(model_dir) / "pretrain_config.json").read_text()))
+    tok = ZhTokenizer.from_pretrained(model_dir)
+    rows = []
+    for n in (256, 1024):
+        pcfg.heldout_seqs = n
+        held = heldout_sequences(pcfg, tok)
+        for name, path in models:
+            m = MaskedLMOnly(AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32)).eval()
+            with torch.inference_mode():
+                ev = evaluate_mlm(m, held, tok, pcfg, torch.device("cpu"))
+            rows.append({"mode": f"held-out MLM, {name}, {len(held)} sequences",
+                         "layers": m.mlm.config.num_hidden_layers, **ev})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=str(default_model_path()))
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch-tokens", type=int, default=8192)
     ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--compare", nargs="*", default=[], metavar="NAME=DIR",
+                    help="other masked LMs with the same tokenizer, scored on the same held-out masks")
     args = ap.parse_args()
     from transformers import AutoConfig, AutoModelForMaskedLM
 
@@ -69,9 +100,10 @@ def main() -> None:
         print(rows[-1], flush=True)
     info_p = Path(args.model) / "pretrain_info.json"
     info = json.loads(info_p.read_text()) if info_p.exists() else {}
+    heldout = heldout_table(args.model, [("shipped", args.model), *(c.split("=", 1) for c in args.compare)])
     write("pretrain", {"model": args.model, "shape": {"layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size,
                        "vocab": cfg.vocab_size}, "heldout": info.get("last_eval"), "goal_mlm_acc": 0.50,
-                       "pretrain_info": info}, rows,
+                       "heldout_same_run": heldout, "pretrain_info": info}, rows + heldout,
           f"Training step throughput of the shipped shape ({cfg.num_hidden_layers}L-{cfg.hidden_size}H, "
           f"{B}x{T} tokens/step, MLM head at masked positions only) vs a plain 1024^3 matmul in the "
           f"same dtype, same process. Held-out MLM of the shipped model: {info.get('last_eval')}.")

@@ -20,7 +20,7 @@ def _stage_lines(k: int, st: dict, prev: dict | None) -> list[str]:
         f"- Stage {k}: {pc['layers']} layers, {st['parameters']:,} parameters, {init}; "
         f"{st['steps']:,} optimizer steps of {tok_per_step:,} tokens ({pc['batch_tokens'] // pc['max_len']} x "
         f"{pc['max_len']}): {st['steps'] * tok_per_step / 1e6:.1f}M tokens; peak lr {pc['lr']}, warmup "
-        f"{pc['warmup']}, linear decay, data seed {pc['seed']}; wall time {st['wall_seconds_total'] / 60:.1f} min "
+        f"{pc['warmup']:g}{' steps' if pc['warmup'] >= 1 else ' of the steps'}, linear decay, data seed {pc['seed']}; wall time {st['wall_seconds_total'] / 60:.1f} min "
         f"over {st['runs']} invocation(s).",
     ]
 
