@@ -2,7 +2,7 @@
 training tokens/s of the shipped model's shape (bf16 autocast where the CPU/GPU supports it,
 logits only at masked positions) and the share of a plain bf16 matmul's FLOP/s it reaches;
 held-out MLM accuracy / perplexity of the shipped model (its own held-out slice: the 256
-sequences scored during training, and 1,024 for a tighter estimate), next to --compare models
+sequences scored during training, and all of them up to 1,024: 691 here), next to --compare models
 (same vocabulary) scored on the same sequences and masks in the same run.
     python benchmarks/bench_pretrain.py [--model DIR] [--steps 12] [--compare NAME=DIR ...]
 """
