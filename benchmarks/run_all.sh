@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -n "${SKIP_BATCHING:-}" ] || $PY benchmarks/bench_batching.py
-$PY benchmarks/bench_pretrain.py
+$PY benchmarks/bench_pretrain.py   # add --compare NAME=DIR to score an earlier encoder on the same held-out masks
 $PY benchmarks/bench_probe.py
 $PY benchmarks/bench_segment.py --no-last --no-random   # full PKU test: all rules/signals, jieba (drop --no-last for last-layer rows)
 $PY benchmarks/bench_segment.py --random-only --name segment_random   # random-init twin of the same shape
@@ -18,6 +18,8 @@ if [ -n "${1:-}" ]; then
   $PY benchmarks/bench_segment.py --lines 300 --no-random --model "$1" --name segment_checkpoint
 fi
 $PY benchmarks/bench_parse.py --sentences 150
+$PY benchmarks/bench_parse_layers.py   # Eisner UAS per layer on GSDSimp dev (layer choice)
+$PY benchmarks/bench_parse.py --sentences 150 --layer 2 --no-last --name parse_layer2   # the dev-chosen layer
 $PY benchmarks/bench_parse.py --sentences 150 --treebank gsd
 # distillation, logit adjustment, Lookahead (3 seeds each; ~4 CPU-hours in all on one thread)
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --lookahead --epochs 3 --lr 3e-4 --distill-lr 3e-4
