@@ -279,7 +279,9 @@ def train_batches(cfg: PretrainConfig, tok: ZhTokenizer):
     return batches
 
 
-def build_model(cfg: PretrainConfig, vocab_size: int):
+def build_model(cfg: PretrainConfig, vocab_size: int, init: bool = True):
+    """The masked LM of ``cfg``'s shape; with ``init``, initialised from ``cfg.init_from`` if set
+    (``init=False`` when a checkpoint's weights are loaded next: the source may be gone)."""
     from transformers import BertConfig, BertForMaskedLM
 
     conf = BertConfig(
@@ -293,7 +295,7 @@ def build_model(cfg: PretrainConfig, vocab_size: int):
     )
     torch.manual_seed(cfg.seed)
     model = BertForMaskedLM(conf)
-    if cfg.init_from:
+    if init and cfg.init_from:
         grow_from(model, cfg.init_from, cfg.grow)
     return model
 
@@ -337,7 +339,7 @@ def grow_from(model: torch.nn.Module, src: str | Path, mode: str = "stack") -> l
     embeddings and MLM head copied, encoder layers mapped by :func:`layer_map`."""
     from transformers import AutoModelForMaskedLM
 
-    source = AutoModelForMaskedLM.from_pretrained(str(src), torch_dtype=torch.float32)
+    source = AutoModelForMaskedLM.from_pretrained(str(src), dtype=torch.float32)
     sc, dc = source.config, model.config
     for key in ("hidden_size", "num_attention_heads", "intermediate_size", "vocab_size"):
         if getattr(sc, key) != getattr(dc, key):
@@ -365,7 +367,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     """Train (or resume) and export a plain HF masked-LM folder to ``cfg.out``."""
     t0 = time.time()
     tok, vinfo = make_tokenizer(cfg)
-    model = MaskedLMOnly(build_model(cfg, tok.vocab_size))
+    resuming = resume and (Path(cfg.out) / "checkpoint").exists()
+    model = MaskedLMOnly(build_model(cfg, tok.vocab_size, init=not resuming))
     if dist_info()[0] == 0:
         (Path(cfg.out) / "pretrain_config.json").write_text(json.dumps(cfg.__dict__, indent=1))
         if cfg.init_from and not (Path(cfg.out) / STAGES_FILE).exists():
@@ -420,7 +423,7 @@ def export_checkpoint(run_dir: str | Path, dest: str | Path) -> Path:
     st = load_checkpoint(run_dir / "checkpoint")
     if st is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir}")
-    model = MaskedLMOnly(build_model(cfg, tok.vocab_size))
+    model = MaskedLMOnly(build_model(cfg, tok.vocab_size, init=False))
     model.load_state_dict(st["model"])
     dest.mkdir(parents=True, exist_ok=True)
     model.mlm.save_pretrained(str(dest), safe_serialization=True)
