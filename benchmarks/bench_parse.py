@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, require, write  # noqa: E402
 
+from zhtools.eval.cli import layer_arg  # noqa: E402
 from zhtools.eval.conllu import read_conllu  # noqa: E402
 from zhtools.eval.dep import (  # noqa: E402
     bracket_f1,
@@ -57,10 +58,11 @@ def main() -> None:
     ap.add_argument("--max-words", type=int, default=40)
     ap.add_argument("--treebank", default="gsdsimp", choices=["gsdsimp", "gsd"])
     ap.add_argument("--name", default=None, help="result name (default parse, parse_gsd)")
-    ap.add_argument("--layer", default="middle", help="encoder layer read by the default rows: middle or a number")
+    ap.add_argument("--layer", type=layer_arg, default="middle",
+                    help="encoder layer read by the default rows: middle or a number")
     ap.add_argument("--no-last", action="store_true", help="skip the last-layer row")
     args = ap.parse_args()
-    layer = args.layer if args.layer in ("middle", "last") else int(args.layer)
+    layer = args.layer
     tb = args.treebank
     sents = read_conllu(require(SHARED / "ud_chinese" / tb / f"zh_{tb}-ud-test.conllu"))
     sents = [s for s in sents if 2 <= len(s.words) <= args.max_words][: args.sentences]

@@ -44,18 +44,18 @@ def heldout_table(model_dir: str, models: list[tuple[str, str]]) -> list[dict]:
 
     pcfg = PretrainConfig(**json.loads((Path(model_dir) / "pretrain_config.json").read_text()))
     tok = ZhTokenizer.from_pretrained(model_dir)
-    rows = []
-    for n in (256, 1024):
-        pcfg.heldout_seqs = n
-        held = heldout_sequences(pcfg, tok)
-        for name, path in models:
-            m = MaskedLMOnly(AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32)).eval()
+    pcfg.heldout_seqs = 1024
+    held = heldout_sequences(pcfg, tok)  # its first 256 are the training-time slice, same masks
+    rows: dict[tuple[int, str], dict] = {}
+    for name, path in models:
+        m = MaskedLMOnly(AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32)).eval()
+        for n in (256, len(held)):
             with torch.inference_mode():
-                ev = evaluate_mlm(m, held, tok, pcfg, torch.device("cpu"))
-            rows.append({"mode": f"held-out MLM, {name}, {len(held)} sequences",
-                         "layers": m.mlm.config.num_hidden_layers, **ev})
-            print(rows[-1], flush=True)
-    return rows
+                ev = evaluate_mlm(m, held[:n], tok, pcfg, torch.device("cpu"))
+            rows[n, name] = {"mode": f"held-out MLM, {name}, {n} sequences",
+                             "layers": m.mlm.config.num_hidden_layers, **ev}
+            print(rows[n, name], flush=True)
+    return [rows[k] for k in sorted(rows, key=lambda k: (k[0], [n for n, _ in models].index(k[1])))]
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ def _stage_lines(k: int, st: dict, prev: dict | None) -> list[str]:
     return [
         f"- Stage {k}: {pc['layers']} layers, {st['parameters']:,} parameters, {init}; "
         f"{st['steps']:,} optimizer steps of {tok_per_step:,} tokens ({pc['batch_tokens'] // pc['max_len']} x "
-        f"{pc['max_len']}): {st['steps'] * tok_per_step / 1e6:.1f}M tokens; peak lr {pc['lr']}, warmup "
+        f"{pc['max_len']}): {st['tokens_seen_upper_bound'] / 1e6:.1f}M tokens; peak lr {pc['lr']}, warmup "
         f"{pc['warmup']:g}{' steps' if pc['warmup'] >= 1 else ' of the steps'}, linear decay, data seed {pc['seed']}; wall time {st['wall_seconds_total'] / 60:.1f} min "
         f"over {st['runs']} invocation(s).",
     ]
@@ -34,8 +34,7 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
     stages = json.loads(stages_path.read_text()) if stages_path.exists() else []
     stages.append({**info, "evals": [e for e in evals if not e.get("final")]})
     pc = info["config"]
-    tokens = sum(st["steps"] * st["config"]["max_len"] * max(1, st["config"]["batch_tokens"] // st["config"]["max_len"])
-                 for st in stages)
+    tokens = sum(st["tokens_seen_upper_bound"] for st in stages)
     size = (model_dir / "model.safetensors").stat().st_size
     files = [Path(p).name for p in pc["corpus"]]
     chars = {}

@@ -230,16 +230,12 @@ def make_tokenizer(cfg: PretrainConfig) -> tuple[ZhTokenizer, dict]:
         tok = ZhTokenizer.from_pretrained(cfg.init_from)
         tok.model_max_length = cfg.max_len
         info = {"vocab_size": tok.vocab_size, "from": str(cfg.init_from)}
-        if dist_info()[0] == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            tok.save_pretrained(out)
-            (out / "vocab_info.json").write_text(json.dumps(info, indent=1))
-        return tok, info
-    lines = (ln for ln in itertools.islice(interleave_lines(cfg.corpus), cfg.vocab_lines)
-             if not is_heldout(ln, cfg.heldout_mod))
-    vocab = build_vocab(lines, coverage=cfg.vocab_coverage)
-    tok = tokenizer_from_vocab(vocab, model_max_length=cfg.max_len)
-    info = {"vocab_size": len(vocab), "coverage_target": cfg.vocab_coverage, "vocab_lines": cfg.vocab_lines}
+    else:
+        lines = (ln for ln in itertools.islice(interleave_lines(cfg.corpus), cfg.vocab_lines)
+                 if not is_heldout(ln, cfg.heldout_mod))
+        vocab = build_vocab(lines, coverage=cfg.vocab_coverage)
+        tok = tokenizer_from_vocab(vocab, model_max_length=cfg.max_len)
+        info = {"vocab_size": len(vocab), "coverage_target": cfg.vocab_coverage, "vocab_lines": cfg.vocab_lines}
     if dist_info()[0] == 0:
         out.mkdir(parents=True, exist_ok=True)
         tok.save_pretrained(out)
