@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument("--max-words", type=int, default=40)
     ap.add_argument("--treebank", default="gsdsimp", choices=["gsdsimp", "gsd"])
     ap.add_argument("--name", default=None, help="result name (default parse, parse_gsd)")
-    ap.add_argument("--layer", type=layer_arg, default="middle",
-                    help="encoder layer read by the default rows: middle or a number")
+    ap.add_argument("--layer", type=layer_arg, default="auto",
+                    help="encoder layer read by the default rows: auto (the model's own, default), middle or a number")
     ap.add_argument("--no-last", action="store_true", help="skip the last-layer row")
     args = ap.parse_args()
     layer = args.layer
@@ -127,7 +127,7 @@ def main() -> None:
                     "goal": "UAS (gold words, predicted root) >= right-chain + 0.08",
                     "right_chain_uas": rc["uas"]}, rows,
           f"UD Chinese {'GSDSimp' if tb == 'gsdsimp' else 'GSD (traditional script)'} test, {len(sents)} sentences of 2-{args.max_words} words. Impacts read at the "
-          f"encoder's {'middle layer (default' if layer == 'middle' else f'layer {layer} (--layer'}; chosen on GSDSimp dev) "
+          f"encoder's layer {p.engine.layer} (--layer {layer}; the shipped encoder's own layer was chosen on GSDSimp dev) "
           "unless the row says last layer. Root from "
           "the model's own signals (out-impact rule), row-softmax normalisation. Bracket F1 = mean sentence "
           f"F1 against gold dependency-subtree brackets ({len(keep)} projective sentences), punctuation "

@@ -39,7 +39,7 @@ def random_twin(model_dir: str) -> str:
     return str(out)
 
 
-def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: int | str = "middle",
+def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: int | str = "auto",
               bf16: bool = False, tagger: bool = False) -> dict:
     """Score every (rule, signals) on one impact pass; returns their predictions. ``tagger``: the
     shipped self-trained tagger is a signal too (its pass is timed separately)."""
@@ -67,7 +67,7 @@ def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: in
         for k in range(0, len(texts), 64):
             pred.extend(seg.segment_with(texts[k : k + 64], coh[k : k + 64], rule, signals))
         s = score_cws(gold, pred, words)
-        rows.append({"segmenter": f"zhtools {label}", "layer": layer, "dtype": "bf16" if bf16 else "fp32",
+        rows.append({"segmenter": f"zhtools {label}", "layer": f"{layer} ({seg.engine.layer})", "dtype": "bf16" if bf16 else "fp32",
                      "rule": rule, "signals": "+".join(signals),
                      "f1": s["f1"], "precision": s["precision"],
                      "recall": s["recall"], "oov_recall": s["oov_recall"], "iv_recall": s["iv_recall"],
@@ -142,7 +142,7 @@ def main() -> None:
           "CC BY-SA Wikipedia counts (no encoder); tagger = log-odds of the shipped self-trained tagger "
           "(trained on this segmenter's impact + PMI output over raw text, no gold); combined = sum of z-scores "
           "(default: impact+pmi+tagger when the shipped tagger exists). Impacts read at the encoder's "
-          "middle layer (default) or the last layer (rows say which). Rules: otsu = label-free "
+          "own probe layer (auto, default: the shipped encoder names one in its config, other encoders use the middle layer) or the last layer (rows say which; the resolved hidden-state index in brackets, -1 = last). Rules: otsu = label-free "
           "Otsu threshold fitted on data/samples/calibration.txt; dp = same + word-length DP (max 6); "
           "threshold = reference fixed threshold 8 on raw impacts. chars_per_s = impact (+ tagger) computation. "
           "dtype: fp32 (exact) or bf16 autocast (same model, same run"

@@ -168,7 +168,7 @@ def test_cli(tmp_path: Path, model_dir: str) -> None:
 
     # --layer: the CLI parses like the API reading that layer; a bad value is a usage error
     words = ["北京", "是", "中国", "的", "首都", "。"]
-    for layer, arg in ((-1, "last"), (1, "1"), ("middle", "middle")):
+    for layer, arg in ((-1, "last"), (1, "1"), ("middle", "middle"), ("auto", "auto")):
         r = _cli(["--words-from-input", "--format", "json", "--layer", arg, "--model", model_dir, "-q"],
                  " ".join(words).encode())
         assert r.returncode == 0, r.stderr

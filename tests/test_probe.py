@@ -49,6 +49,36 @@ def test_word_units_and_layer(enc) -> None:
         ImpactEngine(enc, layer="first")
 
 
+def test_auto_layer_reads_the_models_own_probe_layer(enc, tmp_path) -> None:
+    """``layer="auto"``: the layer named in the model's config.json (set by ``ship --probe-layer``),
+    else the middle layer; an out-of-range stored value falls back to the middle layer too."""
+    from zhtools.models import load_encoder
+    from zhtools.probe.engine import PROBE_LAYER_KEY, resolve_layer
+    from zhtools.train.ship import set_probe_layer
+
+    n = enc.model.config.num_hidden_layers
+    assert ImpactEngine(enc, layer="auto").layer == max(1, n // 2)  # no stored layer
+    d = tmp_path / "m"
+    enc.model.save_pretrained(str(d), safe_serialization=True)
+    enc.tokenizer.save_pretrained(d)
+    set_probe_layer(d, 1)
+    own = load_encoder(str(d))
+    assert getattr(own.model.config, PROBE_LAYER_KEY) == 1
+    eng = ImpactEngine(own, layer="auto")
+    assert eng.layer == 1 and len(eng._model.encoder.layer) == 1
+    u = Units.from_words(["北京", "是", "中国", "的", "首都"])
+    o = oracle_matrix(enc, u, layer=1)  # same weights, layer 1 read explicitly
+    assert np.abs(eng.full([u])[0].matrix - o).max() / np.abs(o).max() <= 1e-4
+    assert resolve_layer(own.model, "middle") == max(1, n // 2)  # explicit choices still win
+    assert resolve_layer(own.model.config, 0) == 0
+    own.model.config.zhtools_probe_layer = n + 3  # a stale value never crashes: middle
+    assert resolve_layer(own.model, "auto") == max(1, n // 2)
+    with pytest.raises(ValueError):
+        set_probe_layer(d, n + 1)
+    set_probe_layer(d, None)
+    assert PROBE_LAYER_KEY not in (d / "config.json").read_text()
+
+
 def test_adjacent_matches_full(enc) -> None:
     eng = ImpactEngine(enc)
     units = [eng.char_units(t) for t in TEXTS]

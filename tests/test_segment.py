@@ -211,7 +211,7 @@ def test_calibration_is_tied_to_the_layer(seg, tmp_path: Path) -> None:
     from zhtools.segment.segmenter import CALIBRATION_FILE, save_calibration
 
     n = seg.engine.enc.model.config.num_hidden_layers
-    assert seg.calibration.layer == seg.engine.layer == max(1, n // 2)  # default "middle"
+    assert seg.calibration.layer == seg.engine.layer == max(1, n // 2)  # "auto": no own layer -> middle
     d = tmp_path / "m"
     shutil.copytree(seg.model, d)
     save_calibration(seg.calibration, d / CALIBRATION_FILE)

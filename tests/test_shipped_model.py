@@ -49,6 +49,19 @@ def test_plain_transformers_loads_it() -> None:
     assert cal["layer"] == Segmenter().engine.layer  # no re-calibration at first use
 
 
+def test_shipped_model_names_its_probe_layer() -> None:
+    """The shipped encoder's config names the layer ``layer="auto"`` reads (chosen label-free for
+    segmentation and on UD dev for parsing); segmenter and parser both use it by default."""
+    from zhtools.parse import Parser
+    from zhtools.probe.engine import PROBE_LAYER_KEY
+    from zhtools.segment import Segmenter
+
+    cfg = json.loads((MODEL / "config.json").read_text())
+    k = cfg[PROBE_LAYER_KEY]
+    assert 1 <= k < cfg["num_hidden_layers"]
+    assert Segmenter().engine.layer == Parser().engine.layer == k
+
+
 def test_tokenizer_roundtrip_real_text() -> None:
     from zhtools.text import ZhTokenizer
 

@@ -259,8 +259,8 @@ def _parse(sub) -> None:
     p.add_argument("--kind", default="dependency", choices=["dependency", "constituency"])
     p.add_argument("--decoder", default="eisner", choices=["eisner", "mst"],
                    help="dependency decoder: eisner (projective) or mst (non-projective)")
-    p.add_argument("--layer", type=layer_arg, default="middle",
-                   help="encoder layer whose impacts are read: middle, last, or a number")
+    p.add_argument("--layer", type=layer_arg, default="auto",
+                   help="encoder layer whose impacts are read: auto (the model's own probe layer, else middle), middle, last, or a number")
     p.add_argument("--format", default=argparse.SUPPRESS, choices=["conllu", "brackets", "json"],
                    help="output format (default: conllu for dependency, brackets for "
                    "constituency; conllu needs --kind dependency)")

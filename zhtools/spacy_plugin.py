@@ -124,7 +124,7 @@ class ZhtoolsParser(_Settings):
     """Pipeline component: unsupervised dependency heads from perturbed masking."""
 
     def __init__(self, name: str = "zhtools_parser", model: str | None = None,
-                 decoder: str = "eisner", layer: Any = "middle", batch_size: int = 64) -> None:
+                 decoder: str = "eisner", layer: Any = "auto", batch_size: int = 64) -> None:
         self.name = name
         self.settings = {"model": model, "decoder": decoder, "layer": layer, "batch_size": batch_size}
 
@@ -153,7 +153,7 @@ class ZhtoolsParser(_Settings):
 
 @Language.factory(
     "zhtools_parser",
-    default_config={"model": None, "decoder": "eisner", "layer": "middle", "batch_size": 64},
+    default_config={"model": None, "decoder": "eisner", "layer": "auto", "batch_size": 64},
 )
 def make_parser(nlp: Language, name: str, model: str | None, decoder: str, layer: Any,
                 batch_size: int) -> ZhtoolsParser:

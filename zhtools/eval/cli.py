@@ -24,13 +24,13 @@ class InputError(Exception):
 
 
 def layer_arg(v: str) -> int | str:
-    """``--layer`` values: ``middle``, ``last`` or an integer index."""
-    if v in ("middle", "last"):
+    """``--layer`` values: ``auto``, ``middle``, ``last`` or an integer index."""
+    if v in ("auto", "middle", "last"):
         return v
     try:
         return int(v)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected middle, last or an integer, got {v!r}") from None
+        raise argparse.ArgumentTypeError(f"expected auto, middle, last or an integer, got {v!r}") from None
 
 
 def _common() -> argparse.ArgumentParser:
@@ -336,8 +336,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "(then attachments are scored through spans and word_f1 is reported)")
     d.add_argument("--decoder", choices=["eisner", "mst"], default="eisner")
     d.add_argument("--model", default=None, help="encoder for zhtools parsing (default: shipped)")
-    d.add_argument("--layer", type=layer_arg, default="middle",
-                   help="encoder layer for zhtools parsing: middle, last, or a number")
+    d.add_argument("--layer", type=layer_arg, default="auto",
+                   help="encoder layer for zhtools parsing: auto (default), middle, last, or a number")
     d.add_argument("--seed", type=int, default=0, help="seed for --baseline random")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=_run_dep)
@@ -358,8 +358,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     b.add_argument("--keep-punct", action="store_true",
                    help="score brackets over all words (default: punctuation ignored, as EVALB does)")
     b.add_argument("--model", default=None, help="encoder (default: shipped)")
-    b.add_argument("--layer", type=layer_arg, default="middle",
-                   help="encoder layer for MART: middle, last, or a number")
+    b.add_argument("--layer", type=layer_arg, default="auto",
+                   help="encoder layer for MART: auto (default), middle, last, or a number")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_run_const)
 

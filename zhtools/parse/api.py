@@ -199,11 +199,12 @@ class Parser:
     ``decoder`` (dependency): eisner (projective) | mst (non-projective). ``normalize`` and
     ``root_rule``: see :func:`~zhtools.parse.decoders.scores_from_impact` and
     :func:`~zhtools.parse.decoders.choose_root_scores`. ``layer``: encoder layer read
-    (``"middle"``, default, = layer ``max(1, L // 2)`` of an L-layer encoder; -1 = last; or an
-    index). The middle layer was chosen on UD GSDSimp *dev* (150 sentences, shipped 4-layer
-    encoder, Eisner UAS by layer 1/2/3/4: 0.157/0.247/0.203/0.200); only the first layers run.
-    For the 8-layer encoder shipped since session 11, dev ranks layer 2 first (layers 1-4:
-    0.232/0.263/0.203/0.201), so ``layer=2`` parses better and faster than the middle layer 4.
+    (``"auto"``, default, = the model's own probe layer from its config, else ``"middle"`` = layer
+    ``max(1, L // 2)`` of an L-layer encoder; -1 = last; or an index); only the first layers run.
+    For the shipped 8-layer encoder, UD GSDSimp *dev* (150 sentences, Eisner UAS by layer 1-4:
+    0.232/0.263/0.203/0.201) ranks layer 2 first, and its config names layer 2 (the segmenter's
+    label-free criterion agrees). Other encoders: the middle layer (chosen on the same dev split
+    with the earlier 4-layer encoder: 0.157/0.247/0.203/0.200 by layer 1-4).
     ``budget``: padded tokens per forward batch. ``segmenter``: used when no words are given
     (default: a ``Segmenter`` on the same model; the loaded encoder is shared with it when both
     use the same model). ``bf16``: bf16 autocast of the encoder forward on CPU (off by default).
@@ -217,7 +218,7 @@ class Parser:
         decoder: str = "eisner",
         normalize: str = "row-softmax",
         root_rule: str = "out-impact",
-        layer: int | str = "middle",
+        layer: int | str = "auto",
         budget: int = 8192,
         segmenter: Segmenter | None = None,
         bf16: bool = False,

@@ -26,22 +26,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from transformers import PretrainedConfig
 
 from zhtools.models.loader import LoadedEncoder, cached_encoder
 from zhtools.text.batching import Batch, BatchStats, pad, token_batches
 from zhtools.text.tokenizer import stitch_ranges, windows
 
+PROBE_LAYER_KEY = "zhtools_probe_layer"
 
-def resolve_layer(model: torch.nn.Module, layer: int | str) -> int:
+
+def resolve_layer(model: torch.nn.Module | PretrainedConfig, layer: int | str) -> int:
     """``layer`` as an index into ``hidden_states`` (-1 = last): ``"last"`` -> -1,
-    ``"middle"`` -> ``max(1, L // 2)``, an int in ``-1..L`` as given (``L`` -> -1)."""
-    n = int(getattr(model.config, "num_hidden_layers", 0))
+    ``"middle"`` -> ``max(1, L // 2)``, ``"auto"`` -> the model's own probe layer
+    (``zhtools_probe_layer`` in its config.json, set by ``python -m zhtools.train.ship
+    --probe-layer``), else ``"middle"``; an int in ``-1..L`` as given (``L`` -> -1).
+    ``model``: the encoder or its config."""
+    config = getattr(model, "config", model)
+    n = int(getattr(config, "num_hidden_layers", 0))
+    if layer == "auto":
+        own = getattr(config, PROBE_LAYER_KEY, None)
+        layer = own if isinstance(own, int) and not isinstance(own, bool) and (not n or 0 <= own <= n) else "middle"
     if layer == "last":
         return -1
     if layer == "middle":
         return max(1, n // 2) if n else -1
     if not isinstance(layer, int) or isinstance(layer, bool):
-        raise ValueError(f"layer must be an int, 'middle' or 'last', got {layer!r}")
+        raise ValueError(f"layer must be an int, 'auto', 'middle' or 'last', got {layer!r}")
     if n and not -1 <= layer <= n:
         raise ValueError(f"layer must be in -1..{n} for this {n}-layer encoder, got {layer}")
     return -1 if layer == n else layer
@@ -118,7 +128,8 @@ class ImpactEngine:
 
     ``encoder``: a :class:`LoadedEncoder`, a model name/folder, or ``None`` (shipped default).
     ``layer``: hidden layer to read (-1 or ``"last"`` = last; 0 = embeddings; ``"middle"`` = layer
-    ``max(1, L // 2)`` of an L-layer encoder). Reading layer k < L runs only the first k layers
+    ``max(1, L // 2)`` of an L-layer encoder; ``"auto"`` = the model's own probe layer, see
+    :func:`resolve_layer`). Reading layer k < L runs only the first k layers
     when the encoder keeps its layers in ``encoder.layer`` (BERT, RoBERTa, ELECTRA, ...), else
     the full model with ``output_hidden_states``. ``metric``: euclidean | cosine.
     ``budget``: padded tokens per forward batch. ``bf16``: run the forward under bf16 autocast

@@ -184,7 +184,10 @@ _CALIBRATION_LOCK = threading.RLock()
 
 class Segmenter:
     """Reusable, picklable segmenter. ``model``: None (shipped default), HF name or folder.
-    ``bf16``: bf16 autocast of the encoder forward on CPU (default off = exact fp32; on CPUs
+    ``layer``: encoder layer whose impacts are read: ``"auto"`` (default) = the model's own probe
+    layer from its config (the shipped 8-layer encoder: layer 2, ranked first by the label-free
+    agreement criterion of ``benchmarks/bench_segment_layers.py``), else the middle layer;
+    ``"middle"``, ``"last"`` or an index. ``bf16``: bf16 autocast of the encoder forward on CPU (default off = exact fp32; on CPUs
     with native bf16, AVX512-BF16/AMX, ~3x faster with nearly identical words, see the
     segmentation benchmark)."""
 
@@ -199,7 +202,7 @@ class Segmenter:
         fixed_threshold: float = 8.0,
         signals: Sequence[str] | None = None,
         ngram_stats: str | Path | None = None,
-        layer: int | str = "middle",
+        layer: int | str = "auto",
         progress: bool = False,
         bf16: bool = False,
         tagger: str | Path | None = None,

@@ -2,6 +2,13 @@
 
     python -m zhtools.train.ship RUN_DIR data/models/zhtools-char-small
     python -m zhtools.train.ship --calibrate data/models/zhtools-char-small   # calibration only
+    python -m zhtools.train.ship --calibrate data/models/zhtools-char-small --probe-layer 2
+
+``--probe-layer K`` stores the encoder layer that ``layer="auto"`` (the segmenter's and parser's
+default) reads for this model, as ``zhtools_probe_layer`` in its config.json; without it a model
+keeps what it has (none: the middle layer). Choose K without gold labels for segmentation
+(``benchmarks/bench_segment_layers.py``) and on a dev split for parsing
+(``benchmarks/bench_parse_layers.py``).
 
 Copies the final masked-LM as fp16 safetensors (halves the size; loaded back as fp32 on CPU),
 the tokenizer, the run's ``pretrain_info.json`` / ``log.jsonl``, and writes
@@ -18,7 +25,24 @@ from pathlib import Path
 import torch
 
 
-def ship(run_dir: str | Path, dest: str | Path) -> Path:
+def set_probe_layer(dest: str | Path, layer: int | None) -> None:
+    """Store (or with None remove) the model's own probe layer in ``dest/config.json``."""
+    from zhtools.probe.engine import PROBE_LAYER_KEY
+
+    path = Path(dest) / "config.json"
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    n = int(cfg.get("num_hidden_layers", 0))
+    if layer is not None and not 0 <= layer <= n:
+        raise ValueError(f"probe layer must be in 0..{n} for this {n}-layer encoder, got {layer}")
+    cfg.pop(PROBE_LAYER_KEY, None)
+    if layer is not None:
+        cfg[PROBE_LAYER_KEY] = layer
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def ship(run_dir: str | Path, dest: str | Path, probe_layer: int | None = None) -> Path:
     from transformers import AutoModelForMaskedLM
 
     from zhtools.text import ZhTokenizer
@@ -32,6 +56,8 @@ def ship(run_dir: str | Path, dest: str | Path) -> Path:
                  "earlier_stages.json"):
         if (run_dir / name).exists():
             shutil.copy(run_dir / name, dest / name)
+    if probe_layer is not None:
+        set_probe_layer(dest, probe_layer)
     write_calibration(dest)
     return dest
 
@@ -56,15 +82,19 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m zhtools.train.ship", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibrate", metavar="MODEL_DIR", help="only refit MODEL_DIR's segmenter calibration")
+    ap.add_argument("--probe-layer", type=int, metavar="K",
+                    help="store K as the model's own probe layer (read by layer='auto')")
     ap.add_argument("run_dir", nargs="?", help="pretraining run folder (zhtools pretrain --out)")
     ap.add_argument("dest", nargs="?", help="destination model folder")
     a = ap.parse_args(argv)
     if a.calibrate:
         if a.run_dir or a.dest:
             ap.error("--calibrate takes only the model folder")
+        if a.probe_layer is not None:
+            set_probe_layer(a.calibrate, a.probe_layer)
         write_calibration(a.calibrate)
     elif a.run_dir and a.dest:
-        ship(a.run_dir, a.dest)
+        ship(a.run_dir, a.dest, a.probe_layer)
     else:
         ap.error("give RUN_DIR DEST, or --calibrate MODEL_DIR")
 
