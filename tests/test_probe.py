@@ -27,6 +27,22 @@ def test_full_matrix_equals_oracle(enc) -> None:
         assert r.uncovered == 0
 
 
+def test_read_layer_runs_at_read_positions_only(enc) -> None:
+    """BERT and RoBERTa take the fast path (the read layer at the read positions only); it gives
+    the plain forward's impacts for word units, padded batches and windowed long text."""
+    text = "北京是中国的首都。" * 30  # longer than the tiny encoder's window
+    for layer in (1, -1):
+        fast = ImpactEngine(enc, layer=layer, budget=400)
+        plain = ImpactEngine(enc, layer=layer, budget=400)
+        plain._last = None
+        assert fast._last is not None
+        items = [Units.from_words(["北京", "是", "中国", "的", "首都"]), "今天天气很好", text]
+        for a, b in zip(fast.full(items[:2]), plain.full(items[:2])):
+            assert np.abs(a.matrix - b.matrix).max() <= 1e-4 * np.abs(b.matrix).max()
+        for a, b in zip(fast.adjacent(items), plain.adjacent(items)):  # tiny impacts here: fp32
+            assert a.shape == b.shape and np.abs(a - b).max() <= 1e-3 * np.abs(b).max()  # cancellation
+
+
 def test_word_units_and_layer(enc) -> None:
     u = Units.from_words(["北京", "是", "中国", "的", "首都"])
     eng = ImpactEngine(enc, layer=1)
