@@ -19,9 +19,13 @@ if [ -n "${1:-}" ]; then
 fi
 $PY benchmarks/bench_parse.py --sentences 150
 $PY benchmarks/bench_parse_layers.py   # Eisner UAS per layer on GSDSimp dev (layer choice)
-$PY benchmarks/bench_parse.py --sentences 150 --layer 2 --no-last --name parse_layer2   # the dev-chosen layer
 $PY benchmarks/bench_parse.py --sentences 150 --treebank gsd
-# distillation, logit adjustment, Lookahead (3 seeds each; ~4 CPU-hours in all on one thread)
+# distillation with the shipped 8-layer encoder: teacher 8 layers, successors 4 (session 12)
+$PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --work runs/bench_distill8 --suffix=-enc8
+$PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --work runs/bench_distill8 --suffix=-enc8
+# distillation, logit adjustment, Lookahead (3 seeds each; ~4 CPU-hours in all on one thread);
+# the files below were measured with the 4-layer step-10,000 encoder (teacher 4, successors 2):
+# reproduce them with --model pointing at data/models/zhtools-char-small as of commit 59279c4 (git worktree)
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --lookahead --epochs 3 --lr 3e-4 --distill-lr 3e-4
 $PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --distill-epochs 5 --schedules linear --lr 3e-4 --distill-lr 3e-4
 # successor lr 1e-3 (chosen on seed-0 dev) for Theseus and the direct baseline alike
