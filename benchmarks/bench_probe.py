@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import SHARED, matmul_flops, require, write  # noqa: E402
@@ -23,18 +25,24 @@ from zhtools.probe import ImpactEngine  # noqa: E402
 from zhtools.text import split_sentences  # noqa: E402
 
 
-def forward_flops(cfg, seqs: list[tuple[int, int]], layers: int | None = None, read_only: bool = True) -> float:
-    """FLOPs (2 per multiply-add) the engine spends on sequences ``(T tokens, m read positions)``
-    through the first ``layers`` layers (default all). ``read_only``: the read layer runs its
-    queries, attention output and feed-forward at the m read positions only, keys and values at
-    all T (the engine's path on BERT-style encoders)."""
-    H, FF = cfg.hidden_size, cfg.intermediate_size
+def forward_flops(cfg, seqs: list[tuple[int, int]], layers: int | None = None, factorised: bool = True) -> float:
+    """FLOPs (2 per multiply-add) the engine spends on perturbed copies ``(T tokens, m read
+    positions)`` through the first ``layers`` layers (default all). ``factorised`` (the engine's
+    path on BERT-style encoders): layer 1 skips its query/key/value projections (computed once
+    per window and token variant, not counted here: < 2% of the work), the read layer runs only
+    at the m read positions with its key/value projections folded into the queries
+    (:func:`zhtools.probe.engine.layer_at`). Otherwise every layer runs in full."""
+    H, FF, nh = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads
     L = layers or cfg.num_hidden_layers
     tot = 0.0
     for T, m in seqs:
         full = 2 * T * (4 * H * H + 2 * H * FF) + 4 * T * T * H
-        last = 2 * T * 2 * H * H + 2 * m * (2 * H * H + 2 * H * FF) + 4 * m * T * H if read_only else full
-        tot += (L - 1) * full + last
+        if not factorised:
+            tot += L * full
+            continue
+        first = full - 2 * T * 3 * H * H
+        read = m * (2 * 4 * H * H + 4 * H * FF + 4 * nh * T * H)
+        tot += (first if L > 1 else 0) + max(L - 2, 0) * full + read
     return tot
 
 
@@ -43,7 +51,10 @@ def main() -> None:
     ap.add_argument("--model", default=str(default_model_path()))
     ap.add_argument("--sentences", type=int, default=40)
     ap.add_argument("--max-chars", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     text = require(SHARED / "icwb2_sighan2005" / "testing" / "pku_test.utf8").read_text(encoding="utf-8")
     sents = [ln[s:e] for ln in text.splitlines() for s, e in split_sentences(ln, max_chars=args.max_chars)
              if e - s >= 10][: args.sentences]
@@ -60,7 +71,7 @@ def main() -> None:
     # (tokens, read positions): n singles read 1 position, n(n-1)/2 pairs read 2
     seq = [(n + 2, 1) for n in n_units for _ in range(n)] + [(n + 2, 2) for n in n_units
                                                              for _ in range(n * (n - 1) // 2)]
-    fl = forward_flops(enc.model.config, seq, read_only=eng._last is not None)
+    fl = forward_flops(enc.model.config, seq, factorised=eng._last is not None)
     t = time.perf_counter()
     for u in units:  # same sentences as the engine (no extrapolation)
         oracle_matrix(enc, u)
@@ -80,7 +91,17 @@ def main() -> None:
     for u in units:
         oracle_matrix(enc, u, layer=auto.layer)
     t_oracle_auto = time.perf_counter() - t
-    fl_auto = forward_flops(enc.model.config, seq, k, read_only=auto._last is not None)
+    # the same layer through the plain truncated forward (no factorisation), for its share
+    plain = ImpactEngine(enc, budget=8192, layer="auto")
+    plain._last = None
+    plain.full(units[:2])
+    t = time.perf_counter()
+    plain.full(units)
+    t_plain = time.perf_counter() - t
+    t = time.perf_counter()
+    auto.adjacent(units)
+    t_adj_auto = time.perf_counter() - t
+    fl_auto = forward_flops(enc.model.config, seq, k, factorised=auto._last is not None)
     nchars = sum(n_units)
     rows = [
         {"method": "oracle (paper schedule: n batches of n)", "sentences_per_s": len(units) / t_oracle, "speedup": 1.0},
@@ -95,6 +116,14 @@ def main() -> None:
          "sentences_per_s": len(units) / t_auto, "speedup": t_oracle_auto / t_auto,
          "forward_gflops": fl_auto / t_auto / 1e9, "matmul_fp32_gflops": peak / 1e9,
          "flops_fraction": fl_auto / t_auto / peak},
+        {"method": f"engine full matrix, layer {k}, plain forward (layers 1-{k} in full, no factorisation)",
+         "sentences_per_s": len(units) / t_plain, "speedup": t_oracle_auto / t_plain,
+         "forward_gflops": forward_flops(enc.model.config, seq, k, factorised=False) / t_plain / 1e9,
+         "matmul_fp32_gflops": peak / 1e9,
+         "flops_fraction": forward_flops(enc.model.config, seq, k, factorised=False) / t_plain / peak},
+        {"method": f"engine adjacent (2n-1), layer {k} (what the segmenter runs)",
+         "sentences_per_s": len(units) / t_adj_auto, "chars_per_s": nchars / t_adj_auto,
+         "speedup": t_oracle_auto / t_adj_auto},
     ]
     assert all(r.matrix.shape[0] == n for r, n in zip(full, n_units))
     write("probe_speed", {"model": args.model, "sentences": len(units), "mean_chars": nchars / len(units),
@@ -103,7 +132,8 @@ def main() -> None:
           "the same sentences; first rows: last layer (the paper's default), last rows: the layer the "
           "segmenter/parser read by default, each speedup against the oracle reading the same layer. "
           "flops_fraction = engine forward FLOP/s / plain fp32 1024^3 matmul FLOP/s, counting only the FLOPs "
-          "the engine does (its read layer runs at the read positions only).")
+          "the engine does per perturbed copy (factorised forward: layer-1 projections once per window, "
+          "read layer at the read positions only).")
 
 
 if __name__ == "__main__":

@@ -27,11 +27,9 @@ def test_full_matrix_equals_oracle(enc) -> None:
         assert r.uncovered == 0
 
 
-def test_read_layer_runs_at_read_positions_only(enc) -> None:
-    """BERT and RoBERTa take the fast path (the read layer at the read positions only); it gives
-    the plain forward's impacts for word units, padded batches and windowed long text."""
+def _fast_equals_plain(enc, layers) -> None:
     text = "北京是中国的首都。" * 30  # longer than the tiny encoder's window
-    for layer in (1, -1):
+    for layer in layers:
         fast = ImpactEngine(enc, layer=layer, budget=400)
         plain = ImpactEngine(enc, layer=layer, budget=400)
         plain._last = None
@@ -41,6 +39,38 @@ def test_read_layer_runs_at_read_positions_only(enc) -> None:
             assert np.abs(a.matrix - b.matrix).max() <= 1e-4 * np.abs(b.matrix).max()
         for a, b in zip(fast.adjacent(items), plain.adjacent(items)):  # tiny impacts here: fp32
             assert a.shape == b.shape and np.abs(a - b).max() <= 1e-3 * np.abs(b).max()  # cancellation
+
+
+def test_factorised_forward_equals_plain(enc) -> None:
+    """BERT and RoBERTa take the factorised path (embeddings and layer-1 projections once per
+    window and token variant, the read layer at the read positions only, its key/value
+    projections folded into the queries); it gives the plain forward's impacts for word units,
+    padded batches and windowed long text."""
+    _fast_equals_plain(enc, (1, -1))
+
+
+def test_factorised_forward_deeper_and_electra(tmp_path) -> None:
+    """Layers between the first and the read one run in full (a 4-layer BERT read at layers 2, 3
+    and 4); ELECTRA's embedding projection (embedding size != hidden size) is applied."""
+    import torch
+    from helpers import tiny_tokenizer
+    from transformers import ElectraConfig, ElectraModel
+
+    from zhtools.models import load_encoder, save_model
+
+    _fast_equals_plain(tiny_encoder("bert", tmp_path, layers=4), (2, 3, -1))
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    m = ElectraModel(ElectraConfig(vocab_size=tok.vocab_size, embedding_size=16, hidden_size=32,
+                                   num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                   max_position_embeddings=64, pad_token_id=tok.pad_id))
+    save_model(m, tok, tmp_path / "electra")
+    enc = load_encoder(tmp_path / "electra")
+    assert enc.model.embeddings_project is not None
+    _fast_equals_plain(enc, (1, -1))
+    u = Units.from_words(["北京", "是", "中国", "的", "首都"])
+    o = oracle_matrix(enc, u)
+    assert np.abs(ImpactEngine(enc).full([u])[0].matrix - o).max() / np.abs(o).max() <= 1e-4
 
 
 def test_word_units_and_layer(enc) -> None:

@@ -130,6 +130,9 @@ def test_known_variants_replaces_only_unknown_hanzi() -> None:
     assert known_variants("對於這個問題", lambda ch: known2(ch) or ch == "於") == "对于这个问题"
     many = "我们讨论这个问题" * 4
     assert known_variants(many + "於是鱻", lambda ch: known2(ch) or ch == "於") == many + "於是鱻"
+    # lone surrogates (OpenCC cannot encode them) stay in place next to converted characters
+    assert known_variants("這\ud800國\udfff", known) == "这\ud800国\udfff"
+    assert known_variants("㐀\ud800", known) == "㐀\ud800"
 
 
 def test_tokenizer_sees_traditional_hanzi_through_simplified_vocab() -> None:

@@ -37,6 +37,17 @@ def _converter(config: str):  # noqa: ANN202 - opencc.OpenCC
     return opencc.OpenCC(config)
 
 
+def _convert(conv, text: str) -> str:  # noqa: ANN001 - opencc.OpenCC
+    """``conv.convert(text)``, safe for lone surrogates (which OpenCC, working on UTF-8, cannot
+    take): they pass through as U+FFFD and are put back where the result keeps the length."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return conv.convert(text)
+    out = conv.convert("".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text))
+    if len(out) != len(text):
+        return out
+    return "".join(a if "\ud800" <= a <= "\udfff" else b for a, b in zip(text, out))
+
+
 def known_variants(text: str, known: Callable[[str], bool]) -> str:
     """``text`` with every CJK character for which ``known(ch)`` is false replaced by its first
     OpenCC simplified form that *is* known (same length). Where the text looks traditional
@@ -50,7 +61,7 @@ def known_variants(text: str, known: Callable[[str], bool]) -> str:
     if t2s is None:
         return text
     out = list(text)
-    converted = {"t2s": t2s.convert(text)}  # whole-text conversions, each made once
+    converted = {"t2s": _convert(t2s, text)}  # whole-text conversions, each made once
     whole = converted["t2s"]
     if len(whole) == len(text) and _mostly_changed(text, whole):
         for i, (a, b) in enumerate(zip(text, whole)):
@@ -65,12 +76,12 @@ def known_variants(text: str, known: Callable[[str], bool]) -> str:
         if not todo:
             break
         conv = _converter(config)
-        whole = converted.get(config) or conv.convert(text)
+        whole = converted.get(config) or _convert(conv, text)
         left = []
         for i in todo:
             cand = whole[i] if len(whole) == len(text) else ""
             if not usable(cand, i):
-                cand = conv.convert(text[i])  # context gave nothing usable: the character alone
+                cand = _convert(conv, text[i])  # context gave nothing usable: the character alone
             if usable(cand, i):
                 out[i] = cand
             else:
@@ -90,10 +101,10 @@ def looks_traditional(text: str) -> bool:
     traditional-script text (typically 20-30% of its characters change), not simplified text
     with a stray traditional character or two."""
     conv = _converter("t2s")
-    return conv is not None and _mostly_changed(text, conv.convert(text))
+    return conv is not None and _mostly_changed(text, _convert(conv, text))
 
 
 def convert(text: str, config: str) -> str:
     """OpenCC conversion (``s2t``, ``t2s``, ``s2tw``, ...); the text as is without OpenCC."""
     conv = _converter(config)
-    return text if conv is None else conv.convert(text)
+    return text if conv is None else _convert(conv, text)
