@@ -177,3 +177,36 @@ def test_bf16_autocast_is_close_to_fp32(enc) -> None:
     assert Segmenter(None).bf16 is False  # exact fp32 unless asked
     assert ImpactEngine(enc, bf16=True).bf16 == (enc.device.type == "cpu")
     assert isinstance(cpu_has_native_bf16(), bool)
+
+
+@pytest.mark.parametrize("kind", ["albert", "distilbert"])
+def test_other_architectures_equal_oracle(kind: str, tmp_path) -> None:
+    """Encoders without BERT's ``encoder.layer`` (ALBERT's shared layer groups, DistilBERT's
+    ``transformer``) take the plain forward and still equal the paper-schedule oracle, at the
+    last and at an inner layer."""
+    import torch
+    from helpers import tiny_tokenizer
+    from transformers import AlbertConfig, AlbertModel, DistilBertConfig, DistilBertModel
+
+    from zhtools.models import load_encoder, save_model
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    if kind == "albert":
+        m = AlbertModel(AlbertConfig(vocab_size=tok.vocab_size, embedding_size=16, hidden_size=32,
+                                     num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                     max_position_embeddings=64, pad_token_id=tok.pad_id))
+    else:
+        m = DistilBertModel(DistilBertConfig(vocab_size=tok.vocab_size, dim=32, n_layers=2, n_heads=2,
+                                             hidden_dim=64, max_position_embeddings=64, pad_token_id=tok.pad_id))
+    save_model(m, tok, tmp_path / kind)
+    enc = load_encoder(tmp_path / kind)
+    u = Units.from_words(["北京", "是", "中国", "的", "首都"])
+    for layer in (-1, 1):
+        eng = ImpactEngine(enc, layer=layer)
+        assert eng._last is None  # plain forward
+        o = oracle_matrix(enc, u, layer=layer)
+        r = eng.full([u, "今天天气很好"])
+        assert np.abs(o).max() > 0
+        assert np.abs(r[0].matrix - o).max() / np.abs(o).max() <= 1e-4
+        assert r[1].matrix.shape == (6, 6)
