@@ -135,6 +135,24 @@ def test_adjacent_matches_full(enc) -> None:
         assert np.allclose(a[:, 1], r.matrix[i, i + 1], rtol=1e-5, atol=1e-6)
 
 
+def test_band_matches_full(enc) -> None:
+    """``band(width)``: the full matrix's entries for pairs at most ``width`` apart, 0 elsewhere;
+    width 1 is the adjacent mode, a width >= n - 1 the full matrix."""
+    eng = ImpactEngine(enc)
+    units = [eng.char_units(t) for t in TEXTS]
+    full = eng.full(units)
+    for width in (1, 2, 3):
+        for b, r in zip(eng.band(units, width), full):
+            n = r.matrix.shape[0]
+            near = np.abs(np.subtract.outer(np.arange(n), np.arange(n))) <= width
+            assert np.allclose(b.matrix[near], r.matrix[near], rtol=1e-5, atol=1e-6)
+            assert np.all(b.matrix[~near] == 0)
+    for b, r in zip(eng.band(units, 100), full):
+        assert np.allclose(b.matrix, r.matrix, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        eng.band(units, 0)
+
+
 def test_cosine_metric_and_budget_independence(enc) -> None:
     units = [Units(t, []) for t in []] + [ImpactEngine(enc).char_units(t) for t in TEXTS]
     a = ImpactEngine(enc, metric="cosine", budget=64).full(units)

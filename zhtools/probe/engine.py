@@ -179,7 +179,6 @@ class _Window:
     units: list[int]  # global unit index of each local unit
     toks: list[list[int]]  # positions (in ids) of each local unit's tokens
     home: list[bool]  # local unit's row is read from this window
-    pairs: str = "full"
     singles: torch.Tensor | None = None
     F: np.ndarray | None = field(default=None, repr=False)
 
@@ -257,12 +256,20 @@ class ImpactEngine:
 
     def full(self, items: Sequence[Units | str]) -> list[ImpactResult]:
         """Full impact matrices (n x n, zero diagonal) for each item."""
-        return self._run(items, "full")
+        return self._run(items, None)
+
+    def band(self, items: Sequence[Units | str], width: int) -> list[ImpactResult]:
+        """Impact matrices restricted to unit pairs at most ``width`` apart (``|i - j| <= width``;
+        other entries 0): n + the pairs in the band perturbed sequences (``width = 1``: the
+        adjacent mode, ``width >= n - 1``: the full matrix)."""
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        return self._run(items, width)
 
     def adjacent(self, items: Sequence[Units | str]) -> list[np.ndarray]:
         """For each item an (n-1, 2) array: column 0 = impact of unit i on unit i+1
         (``F[i+1][i]``), column 1 = impact of unit i+1 on unit i (``F[i][i+1]``)."""
-        res = self._run(items, "adjacent")
+        res = self._run(items, 1)
         out = []
         for r in res:
             F = r.matrix
@@ -272,7 +279,7 @@ class ImpactEngine:
         return out
 
     # ------------------------------------------------------------------ internals
-    def _prepare(self, items: Sequence[Units | str], mode: str) -> tuple[list[_Window], list[int]]:
+    def _prepare(self, items: Sequence[Units | str]) -> tuple[list[_Window], list[int]]:
         units = [self.char_units(x) if isinstance(x, str) else x for x in items]
         encs = self.tok.encode_batch([u.text for u in units])
         wins: list[_Window] = []
@@ -293,11 +300,12 @@ class ImpactEngine:
                 if not any(home):
                     continue
                 ids = self.tok.with_specials(enc.ids[ws:we])
-                wins.append(_Window(s, ids, loc_units, loc_toks, home, mode))
+                wins.append(_Window(s, ids, loc_units, loc_toks, home))
         return wins, sizes
 
-    def _run(self, items: Sequence[Units | str], mode: str) -> list[ImpactResult]:
-        wins, sizes = self._prepare(items, mode)
+    def _run(self, items: Sequence[Units | str], width: int | None) -> list[ImpactResult]:
+        """Matrices with the pairs at most ``width`` units apart (None: all pairs)."""
+        wins, sizes = self._prepare(items)
         for w in wins:
             m = len(w.units)
             w.F = np.zeros((m, m), dtype=np.float64)
@@ -308,10 +316,9 @@ class ImpactEngine:
         pairs = []
         for w in wins:
             m = len(w.units)
-            if mode == "full":
-                pairs.extend((w, (i, j)) for i in range(m) for j in range(i + 1, m) if w.home[i] or w.home[j])
-            else:
-                pairs.extend((w, (i, i + 1)) for i in range(m - 1) if w.home[i] or w.home[i + 1])
+            span = m if width is None else width
+            pairs.extend((w, (i, j)) for i in range(m) for j in range(i + 1, min(m, i + 1 + span))
+                         if w.home[i] or w.home[j])
         self._forward(pairs, store=False)
         # stitch windows into per-sentence matrices
         results = [ImpactResult(np.zeros((n, n), dtype=np.float64)) for n in sizes]
@@ -325,7 +332,7 @@ class ImpactEngine:
             w.singles = None
         for r, c in zip(results, covered):
             n = r.matrix.shape[0]
-            if mode == "full" and n:
+            if width is None and n:
                 np.fill_diagonal(c, True)
                 r.uncovered = int((~c).sum())
         return results
