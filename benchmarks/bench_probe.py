@@ -98,9 +98,17 @@ def main() -> None:
     t = time.perf_counter()
     plain.full(units)
     t_plain = time.perf_counter() - t
-    t = time.perf_counter()
-    auto.adjacent(units)
-    t_adj_auto = time.perf_counter() - t
+    # adjacent mode at that layer (what the segmenter runs): factorised vs plain, fp32 vs bf16
+    adj = {}
+    for bf16 in (False, True):
+        for fact in (True, False):
+            e = auto if (fact and not bf16) else ImpactEngine(enc, budget=8192, layer="auto", bf16=bf16)
+            if not fact:
+                e._last = None
+            e.adjacent(units[:2])
+            t = time.perf_counter()
+            e.adjacent(units)
+            adj[bf16, fact] = time.perf_counter() - t
     fl_auto = forward_flops(enc.model.config, seq, k, factorised=auto._last is not None)
     nchars = sum(n_units)
     rows = [
@@ -121,16 +129,18 @@ def main() -> None:
          "forward_gflops": forward_flops(enc.model.config, seq, k, factorised=False) / t_plain / 1e9,
          "matmul_fp32_gflops": peak / 1e9,
          "flops_fraction": forward_flops(enc.model.config, seq, k, factorised=False) / t_plain / peak},
-        {"method": f"engine adjacent (2n-1), layer {k} (what the segmenter runs)",
-         "sentences_per_s": len(units) / t_adj_auto, "chars_per_s": nchars / t_adj_auto,
-         "speedup": t_oracle_auto / t_adj_auto},
+        *({"method": f"engine adjacent (2n-1), layer {k}" + (", bf16 autocast" if bf16 else "")
+           + ("" if fact else ", plain forward") + (" (what the segmenter runs)" if fact and not bf16 else ""),
+           "sentences_per_s": len(units) / t_a, "chars_per_s": nchars / t_a, "speedup": t_oracle_auto / t_a}
+          for (bf16, fact), t_a in adj.items()),
     ]
     assert all(r.matrix.shape[0] == n for r, n in zip(full, n_units))
     write("probe_speed", {"model": args.model, "sentences": len(units), "mean_chars": nchars / len(units),
                           "goal_speedup": 10, "goal_flops_fraction": 0.5}, rows,
           f"{len(units)} PKU test sentences of 10-{args.max_chars} chars, fp32 CPU, engine and oracle on "
           "the same sentences; first rows: last layer (the paper's default), last rows: the layer the "
-          "segmenter/parser read by default, each speedup against the oracle reading the same layer. "
+          "segmenter/parser read by default, each speedup against the oracle reading the same layer "
+          "(bf16 rows: bf16 autocast on CPU, not exact). "
           "flops_fraction = engine forward FLOP/s / plain fp32 1024^3 matmul FLOP/s, counting only the FLOPs "
           "the engine does per perturbed copy (factorised forward: layer-1 projections once per window, "
           "read layer at the read positions only).")
