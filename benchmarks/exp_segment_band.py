@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,8 @@ def features(seg: Segmenter, texts: list[str], width: int) -> list[tuple[int, in
             f = seg.features([t[s:e]], [d1], [d2], [tg])
             for d in cross:
                 f[f"x{d}"] = np.log(np.maximum(cross[d], 1e-12))
-            with np.errstate(invalid="ignore"):
+            with warnings.catch_warnings():  # gaps with no crossing pair at all: NaN (neutral)
+                warnings.simplefilter("ignore", RuntimeWarning)
                 allc = np.nanmean(np.stack(list(cross.values())), 0) if len(cross) > 1 else cross[1]
             f["band"] = np.log(np.maximum(allc, 1e-12))
             recs.append((s, e, f))

@@ -418,17 +418,14 @@ class ImpactEngine:
         e = emb(input_ids=variants)
         if project is not None:
             e = project(e)
-        tabs = [e]
-        if len(layers) > 1:
-            sa = layers[0].attention.self
-            tabs += [sa.query(e), sa.key(e), sa.value(e)]
-        tab = torch.cat(tabs, -1).view(2, len(wins), T, -1)
         widx = torch.tensor([wins[id(w)] for w, _us in b.items], device=ids.device)
         masked = (ids != base[widx]).long()  # 1 where the copy holds [MASK] instead of its token
-        sel = tab[masked, widx[:, None], torch.arange(T, device=ids.device)[None, :]]
-        h = sel[..., : e.shape[-1]]
-        if len(layers) > 1:
-            h = layer_full(layers[0], h, keys, sel[..., e.shape[-1]:].chunk(3, -1))
+        at = (masked, widx[:, None], torch.arange(T, device=ids.device)[None, :])
+        h = e.view(2, len(wins), T, -1)[at]
+        if len(layers) > 1:  # (under bf16 autocast the projections stay bf16, the residual fp32)
+            sa = layers[0].attention.self
+            qkv = torch.cat([sa.query(e), sa.key(e), sa.value(e)], -1).view(2, len(wins), T, -1)[at]
+            h = layer_full(layers[0], h, keys, qkv.chunk(3, -1))
             for layer in layers[1:-1]:
                 h = layer_full(layer, h, keys)
         return layer_at(layers[-1], h, keys, pos)
