@@ -103,6 +103,8 @@ def main() -> None:
         if key not in cache:
             t = time.time()
             cache[key] = fn()
+            if not cache[key].pop("done", True):  # stopped early (SIGTERM): never cache a partial run
+                raise SystemExit(f"{key}: training stopped before its last step; rerun to resume it")
             cache[key]["train_minutes"] = round((time.time() - t) / 60, 2)
             cache_path.write_text(json.dumps(cache, indent=1))
         print(key, cache[key], flush=True)
@@ -116,7 +118,7 @@ def main() -> None:
         def run() -> dict:
             r = finetune(FinetuneConfig(model=args.model, out=str(out), seed=seed,
                                         **{**common, "lr": args.lr, **kw}), resume=True)
-            return {"dev_best": r["best"], **score_test(out / "best", test_set, posthoc_tau=1.0)}
+            return {"dev_best": r["best"], "done": r["done"], **score_test(out / "best", test_set, posthoc_tau=1.0)}
 
         return cached(f"{name}/{seed}", run)
 
@@ -143,7 +145,7 @@ def main() -> None:
                                               out=str(out), layers=k, schedule=sched, seed=seed,
                                               lr=args.distill_lr, kd_alpha=args.kd_alpha,
                                               **{**common, "epochs": d_ep}), resume=True)
-                    return {"dev_best": r["best"], **score_test(out / "best", test_set)}
+                    return {"dev_best": r["best"], "done": r["done"], **score_test(out / "best", test_set)}
 
                 cached(f"{theseus[sched]}/{seed}", run)
     if args.la:

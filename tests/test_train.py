@@ -255,3 +255,46 @@ def test_pretrain_init_from_cli_starts_from_the_given_weights(tmp_path: Path) ->
     for layer in dst.bert.encoder.layer:
         for x, y in zip(layer.parameters(), src.bert.encoder.layer[0].parameters()):
             assert torch.equal(x, y)
+
+
+def test_sigterm_stops_with_checkpoint_reports_interrupted_and_resume_finishes(tmp_path: Path) -> None:
+    """A SIGTERM mid-run stops at the end of the current step, saves a checkpoint and returns
+    ``done=False, interrupted=True`` (the training CLIs then exit 143); resuming finishes the run
+    with the same weights as an uninterrupted one."""
+    from zhtools.cli_commands import exit_status
+    from zhtools.train.loop import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+
+    def batches(start: int):
+        k = start
+        while True:
+            i = torch.arange(k * 8, k * 8 + 8) % 64
+            yield x[i], y[i]
+            k += 1
+
+    def run(out: Path, kill_at: int | None, resume: bool = False) -> tuple[dict, torch.nn.Module]:
+        torch.manual_seed(1)
+        model = torch.nn.Linear(3, 1)
+        calls = [0]
+
+        def loss_fn(m, b):
+            calls[0] += 1
+            if kill_at is not None and calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from outside
+            return torch.nn.functional.mse_loss(m(b[0]).squeeze(-1), b[1]), {}
+
+        cfg = TrainConfig(out=str(out), steps=20, lr=0.05, save_every=100, progress=False)
+        return Trainer(model, cfg, loss_fn, batches).fit(resume=resume), model
+
+    ref, ref_model = run(tmp_path / "ref", None)
+    assert ref["done"] and not ref["interrupted"] and exit_status(ref) == 0
+    res, _ = run(tmp_path / "b", kill_at=7)
+    assert res["step"] == 7 and not res["done"] and res["interrupted"] and exit_status(res) == 143
+    assert load_checkpoint(tmp_path / "b" / "checkpoint")["step"] == 7
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+    res, model = run(tmp_path / "b", None, resume=True)
+    assert res["done"] and res["step"] == 20 and not res["interrupted"]
+    assert torch.allclose(model.weight, ref_model.weight, atol=1e-6)

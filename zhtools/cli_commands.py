@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from zhtools.cli import _Formatter, command
 
@@ -88,7 +89,7 @@ def _run_pretrain(args) -> int:
     )
     res = pretrain(cfg, resume=args.resume)
     print(res)
-    return 0
+    return exit_status(res)
 
 
 # ---------------------------------------------------------------------- shared line streaming
@@ -331,13 +332,24 @@ def _train_common(args) -> dict:
                 progress=not getattr(args, "quiet", False), max_minutes=args.max_minutes)
 
 
+def exit_status(res: dict) -> int:
+    """Exit status of a training command: 0, or 143 (128 + SIGTERM) when a SIGTERM stopped the
+    run early (its checkpoint is saved; ``--resume`` finishes it), so wrappers never mistake a
+    stopped run for a finished one."""
+    if res.get("interrupted"):
+        print(f"zhtools: stopped by SIGTERM at step {res['step']}; checkpoint saved, rerun with --resume "
+              "to finish", file=sys.stderr)
+        return 143
+    return 0
+
+
 def _report(res: dict, out: str) -> int:
     import json
 
     ev = {k: round(v, 4) for k, v in (res.get("eval") or {}).items()}
     print(json.dumps({"step": res["step"], "done": res["done"], "best": res.get("best"),
                       "final_dev": ev, "best_model": f"{out}/best"}, ensure_ascii=False))
-    return 0
+    return exit_status(res)
 
 
 @command
@@ -548,4 +560,4 @@ def _run_summarize_train(args) -> int:
     res = train_summarizer(cfg, resume=args.resume)
     print(json.dumps({k: res[k] for k in ("step", "done", "best", "eval", "averaged") if k in res},
                      ensure_ascii=False))
-    return 0
+    return exit_status(res)

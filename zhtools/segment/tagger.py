@@ -416,8 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.labels_only:
         print(json.dumps({"pseudo_labelled": len(pseudo_labels(cfg))}))
         return 0
-    print(json.dumps(train_tagger(cfg, resume=a.resume), default=str))
-    return 0
+    res = train_tagger(cfg, resume=a.resume)
+    print(json.dumps(res, default=str))
+    from zhtools.cli_commands import exit_status
+
+    return exit_status(res)
 
 
 if __name__ == "__main__":

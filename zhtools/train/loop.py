@@ -385,7 +385,9 @@ class Trainer:
             # processes exit (a rank exiting with live gloo threads can abort with SIGABRT)
             dist.barrier()
             dist.destroy_process_group()
-        out = {"step": self.step, "eval": final, "done": self.step >= cfg.steps}
+        # interrupted: stopped by SIGTERM (checkpoint saved; rerun with resume to finish)
+        out = {"step": self.step, "eval": final, "done": self.step >= cfg.steps,
+               "interrupted": self._stop and self.step < cfg.steps}
         if averaged is not None:
             out["averaged"] = averaged["eval"]
         return out
