@@ -48,6 +48,19 @@ def score_test(folder: Path, test, posthoc_tau: float = 0.0) -> dict[str, float]
     return res
 
 
+def score_tuned_posthoc(folder: Path, dev, test) -> dict[str, float]:
+    """Post-hoc adjustment with tau tuned on the dev split (best dev balanced accuracy), scored on
+    test: the same search ``zhtools finetune`` now stores for ``--posthoc-tau auto``."""
+    from zhtools.distill.classify import Classifier, evaluate_logits
+    from zhtools.train.losses import tune_posthoc_tau
+
+    clf = Classifier(folder)
+    y = torch.tensor([clf.labels.index(lab) for lab in dev.labels])
+    tau, bal = tune_posthoc_tau(clf.logits(dev.texts), y, clf.log_prior)
+    return {"tau": tau, "dev_balanced_accuracy": bal,
+            **evaluate_logits(clf.logits(test.texts), test.labels, clf.labels, clf.log_prior, tau)}
+
+
 def throughput(folders: dict[str, Path], texts: list[str], reps: int = 3) -> dict[str, float]:
     """Inference sentences/s of each model on the same texts, interleaved repetitions (median)."""
     from zhtools.distill.classify import Classifier
@@ -151,6 +164,10 @@ def main() -> None:
     if args.la:
         for seed in args.seeds:
             ft("teacher-la", seed, loss="la", tau=1.0)
+        dev_set = read_tsv(dev)
+        for seed in args.seeds:
+            cached(f"teacher-posthoc-tuned/{seed}",
+                   lambda seed=seed: score_tuned_posthoc(work / f"teacher_s{seed}" / "best", dev_set, test_set))
     if args.lookahead:
         for seed in args.seeds:
             ft("teacher-lookahead", seed, lookahead=True)
@@ -177,6 +194,7 @@ def main() -> None:
                     for s in args.schedules]
     if args.la:
         methods += [("teacher", "teacher, post-hoc logit adjustment (tau=1)", "posthoc_"),
+                    ("teacher-posthoc-tuned", "teacher, post-hoc logit adjustment (tau tuned on dev)", ""),
                     ("teacher-la", "teacher, logit-adjusted loss (tau=1)", "")]
     if args.lookahead:
         methods += [("teacher-lookahead", "teacher, Lookahead(AdamW)", "")]
@@ -199,6 +217,8 @@ def main() -> None:
         base = agg("teacher", "balanced_accuracy")[0]
         summary["logit_adjustment_points"] = {
             "posthoc": 100 * (agg("teacher", "posthoc_balanced_accuracy")[0] - base),
+            "posthoc_tuned": 100 * (agg("teacher-posthoc-tuned", "balanced_accuracy")[0] - base),
+            "tuned_taus": [cache[f"teacher-posthoc-tuned/{s}"]["tau"] for s in args.seeds],
             "loss": 100 * (agg("teacher-la", "balanced_accuracy")[0] - base)}
     if args.lookahead:
         summary["lookahead"] = {"accuracy_std": agg("teacher-lookahead", "accuracy")[1],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import subprocess
@@ -283,6 +284,12 @@ def test_finetune_learns_toy_task_and_classifier_cli(tmp_path: Path) -> None:
     pred = clf(d.texts)
     assert sum(p == g for p, g in zip(pred, d.labels)) / len(d) >= 0.9
     assert clf([]) == []
+    # the post-hoc tau tuned on dev is saved with the model; "auto" reads it
+    info = json.loads((tmp_path / "ft" / "best" / "zhtools_cls.json").read_text())
+    assert 0.0 <= info["posthoc_tau_dev"] <= 3.0 and info["posthoc_tau_dev_balanced_accuracy"] >= 0.9
+    assert Classifier(tmp_path / "ft" / "best", posthoc_tau="auto").tau == info["posthoc_tau_dev"]
+    with pytest.raises(ValueError):
+        Classifier(tmp_path / "ft" / "best", posthoc_tau="best")
     # CLI: one label per input line, empty lines get a label too; eval cls scores it
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(d.texts) + "\n", encoding="utf-8")
@@ -291,6 +298,12 @@ def test_finetune_learns_toy_task_and_classifier_cli(tmp_path: Path) -> None:
                         str(tmp_path / "ft" / "best"), "-o", str(out), "-q"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert out.read_text().splitlines() == pred
+    r = subprocess.run([sys.executable, "-m", "zhtools", "classify", str(texts), "--model",
+                        str(tmp_path / "ft" / "best"), "--posthoc-tau", "auto", "-q"], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == len(d), r.stderr
+    r = subprocess.run([sys.executable, "-m", "zhtools", "classify", str(texts), "--model",
+                        str(tmp_path / "ft" / "best"), "--posthoc-tau", "x"], capture_output=True, text=True)
+    assert r.returncode == 2 and "auto" in r.stderr
     r = subprocess.run([sys.executable, "-m", "zhtools", "eval", "cls", "--gold", str(dev), "--pred",
                         str(out), "--json"], capture_output=True, text=True)
     assert r.returncode == 0 and '"accuracy"' in r.stdout
@@ -363,3 +376,19 @@ def test_logit_adjustment_toy_example() -> None:
     assert logits.argmax().item() == 0 and adj.argmax().item() == 1
     assert torch.allclose(adj, torch.tensor([[1 - math.log(0.75), 0.5 - math.log(0.25)]]))
     assert torch.equal(posthoc_adjust(logits, log_prior, tau=0.0), logits)
+
+
+def test_posthoc_tau_tuning_toy_example() -> None:
+    """The tuned tau maximises dev balanced accuracy over the grid; ties go to the smaller tau."""
+    from zhtools.train.losses import balanced_accuracy, tune_posthoc_tau
+
+    log_prior = torch.log(torch.tensor([0.8, 0.2]))  # log(0.8) = -0.22, log(0.2) = -1.61
+    # margins of class 0 over class 1: 0.3 (gold 1), 0.9 (gold 1), 2.0 (gold 0), 1.2 (gold 0)
+    logits = torch.tensor([[0.3, 0.0], [0.9, 0.0], [2.0, 0.0], [1.2, 0.0]])
+    y = torch.tensor([1, 1, 0, 0])
+    assert balanced_accuracy(logits.argmax(-1), y) == 0.5
+    # adjusted margin = m - tau * log(4) (1.386 tau): all four right once 0.9 < 1.386 tau < 1.2
+    tau, bal = tune_posthoc_tau(logits, y, log_prior)
+    assert bal == 1.0 and tau == 0.7  # 0.7 * 1.386 = 0.97; 0.6 * 1.386 = 0.83 < 0.9
+    assert tune_posthoc_tau(logits, y, log_prior, grid=[0.0, 2.0]) == (0.0, 0.5)  # tie -> smaller
+    assert tune_posthoc_tau(logits[:0], y[:0], log_prior) == (0.0, 0.0)

@@ -424,13 +424,24 @@ def _classify(sub) -> None:
     p = _sub(sub, "classify", "label texts with a fine-tuned classifier (one label per input line)",
              "  zhtools classify reviews.txt --model runs/teacher/best -o labels.txt\n"
              "  echo '这家酒店很干净' | zhtools classify --model runs/theseus/best\n"
-             "  zhtools classify weibo.txt --model runs/t/best --posthoc-tau 1   # balanced errors\n")
+             "  zhtools classify weibo.txt --model runs/t/best --posthoc-tau 1   # balanced errors\n"
+             "  zhtools classify weibo.txt --model runs/t/best --posthoc-tau auto   # tau tuned on dev\n")
     p.add_argument("input", nargs="?", default="-", help="input file, '-' = stdin")
     p.add_argument("-o", "--output", help="output file (written atomically); default stdout")
     p.add_argument("--model", required=True, help="fine-tuned classifier folder")
-    p.add_argument("--posthoc-tau", type=float, default=0.0,
-                   help="subtract tau*log(prior) from logits (priors saved at training)")
+    p.add_argument("--posthoc-tau", type=_tau_arg, default=0.0,
+                   help="subtract tau*log(prior) from logits (priors saved at training); 'auto': the "
+                        "tau tuned on the dev set at training time (best dev balanced accuracy)")
     p.set_defaults(func=_run_classify)
+
+
+def _tau_arg(v: str) -> float | str:
+    if v == "auto":
+        return v
+    try:
+        return float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'auto', got {v!r}") from None
 
 
 def _run_classify(args) -> int:

@@ -22,7 +22,12 @@ import torch.nn.functional as F
 
 from zhtools.text.batching import Batch, epoch_stream, map_batched, pad
 from zhtools.text.tokenizer import ZhTokenizer
-from zhtools.train.losses import label_log_priors, logit_adjusted_cross_entropy, posthoc_adjust
+from zhtools.train.losses import (
+    label_log_priors,
+    logit_adjusted_cross_entropy,
+    posthoc_adjust,
+    tune_posthoc_tau,
+)
 
 log = logging.getLogger(__name__)
 INFO_FILE = "zhtools_cls.json"
@@ -138,10 +143,12 @@ def evaluate_logits(logits: torch.Tensor, gold: Sequence[str], id2label: Sequenc
 class Classifier:
     """A fine-tuned classifier folder: ``Classifier(DIR)(texts) -> labels``.
 
-    ``posthoc_tau`` > 0 subtracts ``tau * log(prior)`` from the logits (priors saved at training).
+    ``posthoc_tau`` > 0 subtracts ``tau * log(prior)`` from the logits (priors saved at training);
+    ``"auto"``: the tau tuned on the dev set at training time (``posthoc_tau_dev`` in
+    ``zhtools_cls.json``: the one maximising dev balanced accuracy, cross-entropy models only).
     """
 
-    def __init__(self, path: str | os.PathLike, posthoc_tau: float = 0.0, max_len: int | None = None,
+    def __init__(self, path: str | os.PathLike, posthoc_tau: float | str = 0.0, max_len: int | None = None,
                  device: str | None = None) -> None:
         from zhtools.models import load_encoder
 
@@ -152,6 +159,13 @@ class Classifier:
         info_path = Path(path) / INFO_FILE
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
         self.log_prior = torch.tensor(info["log_prior"]) if "log_prior" in info else None
+        if posthoc_tau == "auto":
+            if "posthoc_tau_dev" not in info:
+                raise ValueError(f"{path} has no dev-tuned post-hoc tau ({INFO_FILE}: trained with an "
+                                 "older zhtools or with the logit-adjusted loss); give a number")
+            posthoc_tau = float(info["posthoc_tau_dev"])
+        elif isinstance(posthoc_tau, str):
+            raise ValueError(f"posthoc_tau must be a number or 'auto', got {posthoc_tau!r}")
         if posthoc_tau and self.log_prior is None:
             raise ValueError(f"{path} has no saved label priors ({INFO_FILE}); cannot post-hoc adjust")
         self.tau = posthoc_tau
@@ -267,18 +281,25 @@ def run_classifier_training(
     meta = {"labels": names, "log_prior": log_prior.tolist(), "max_len": cfg.max_len,
             "loss": cfg.loss, "tau": cfg.tau, "train": str(cfg.train), **(info or {})}
 
+    dv_y = torch.tensor([names.index(lab) if lab in names else -1 for lab in dv_labels])
+    tuned: dict[str, float] = {}  # post-hoc tau tuned on dev for the model evaluated last
+
     def eval_fn(m: torch.nn.Module) -> dict[str, float]:
         logits = predict_logits(m, dv_ids, autocast=cfg.bf16)
         res = evaluate_logits(logits, dv_labels, names)
-        if cfg.loss == "ce":  # post-hoc adjusted view of the same logits
+        if cfg.loss == "ce":  # post-hoc adjusted views of the same logits: given tau, tuned tau
             adj = evaluate_logits(logits, dv_labels, names, log_prior, cfg.tau)
             res.update({f"posthoc_{k}": v for k, v in adj.items()})
+            known = dv_y >= 0
+            tau, bal = tune_posthoc_tau(logits[known], dv_y[known], log_prior)
+            tuned.update(posthoc_tau_dev=tau, posthoc_tau_dev_balanced_accuracy=bal)
+            res.update({"posthoc_tau_tuned": tau, "posthoc_tuned_balanced_accuracy": bal})
         return res
 
     def export_fn(m: torch.nn.Module, out: Path) -> None:
         exported = export_model(m) if export_model else m
         save_model(exported, tok, out)
-        (Path(out) / INFO_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+        (Path(out) / INFO_FILE).write_text(json.dumps({**meta, **tuned}, ensure_ascii=False, indent=1))
 
     trainer = Trainer(model, tcfg, make_loss(cfg.loss, log_prior, cfg.tau), batches,
                       eval_fn=eval_fn, export_fn=export_fn, params=params)

@@ -2,7 +2,8 @@
 
 Loss variant: cross-entropy on ``f_y(x) + tau * log(pi_y)``, predict with plain argmax.
 Post-hoc variant: train plain cross-entropy, predict ``argmax f_y(x) - tau * log(pi_y)``.
-Priors ``pi`` are the training-label frequencies.
+Priors ``pi`` are the training-label frequencies. :func:`tune_posthoc_tau` picks the post-hoc
+``tau`` that maximises balanced accuracy on a dev set (the paper's advice: tau is worth tuning).
 """
 
 from __future__ import annotations
@@ -30,3 +31,27 @@ def logit_adjusted_cross_entropy(
 def posthoc_adjust(logits: torch.Tensor, log_prior: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """Prediction-time adjustment: ``logits - tau * log_prior``."""
     return logits.float() - tau * log_prior.to(logits.device)
+
+
+TAU_GRID = tuple(round(0.1 * k, 1) for k in range(31))  # 0.0, 0.1, ..., 3.0
+
+
+def balanced_accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean per-class recall over the classes present in ``target`` (class ids)."""
+    classes = torch.unique(target)
+    return float(torch.stack([(pred[target == c] == c).float().mean() for c in classes]).mean())
+
+
+def tune_posthoc_tau(logits: torch.Tensor, target: torch.Tensor, log_prior: torch.Tensor,
+                     grid: Sequence[float] = TAU_GRID) -> tuple[float, float]:
+    """The post-hoc ``tau`` (from ``grid``) whose adjusted argmax has the highest balanced
+    accuracy on ``(logits, target)``, a labelled dev set; ties go to the smallest tau (the least
+    adjustment). Returns ``(tau, balanced_accuracy)``."""
+    if logits.shape[0] == 0:
+        return 0.0, 0.0
+    best = (float("-inf"), 0.0)
+    for tau in grid:
+        score = balanced_accuracy(posthoc_adjust(logits, log_prior, tau).argmax(-1), target.to(logits.device))
+        if score > best[0]:
+            best = (score, float(tau))
+    return best[1], best[0]
