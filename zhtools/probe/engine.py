@@ -15,9 +15,9 @@ forward is factorised (:meth:`ImpactEngine._factorised`): a perturbed copy diffe
 sentence only at masked positions, so the embeddings and layer 1's query/key/value projections
 take one of two values per position and are computed once per sentence window; the read layer
 runs only at the positions whose vectors are read (one or two units per sequence), with its key
-and value projections folded into those queries (:func:`layer_at`). Exact (the oracle tests
-hold); at layer 2 of the shipped 8-layer encoder a perturbed copy costs about two thirds of
-layer 1's plain forward instead of two full layers.
+and value projections folded into those queries (:func:`layer_at`). Exact up to float rounding
+(the oracle tests hold); at layer 2 of the shipped 8-layer encoder 1.77x the speed of the plain
+truncated forward (benchmarks/results/probe_speed.md).
 
 Long inputs: token sequences longer than the encoder window are cut into overlapping windows
 (:func:`zhtools.text.windows`); each unit belongs to the window that owns its first token
@@ -404,7 +404,8 @@ class ImpactEngine:
         values per position: the original token's or ``[MASK]``'s. They are computed once per
         window in the batch for both variants and gathered per copy; layer 1 then runs only its
         attention, output and feed-forward, layers 2..k-1 run in full, and layer k only at the
-        read positions (:func:`layer_at`). Exact: the same arithmetic as the plain forward."""
+        read positions (:func:`layer_at`). Exact up to float rounding (the same operations,
+        regrouped)."""
         layers, emb = self._layers, self.enc.model.embeddings
         project = getattr(self.enc.model, "embeddings_project", None)  # ELECTRA
         wins: dict[int, int] = {}
