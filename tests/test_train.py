@@ -154,16 +154,12 @@ def test_average_model_states(tmp_path) -> None:
         average_model_states([tmp_path / "missing"])
 
 
-def test_trainer_average_last_exports_mean_of_last_snapshots(tmp_path: Path) -> None:
-    from safetensors.torch import load_file, save_file
-
-    from zhtools.train.checkpoint import average_model_states
-    from zhtools.train.loop import TrainConfig, Trainer
-
+def _toy_regression(noise: float = 0.0):
+    """64 random 3-d points with a linear target, and an endless stream of batches of 8 from a
+    given batch index (the Trainer's ``batches(start)`` contract)."""
     torch.manual_seed(0)
     x = torch.randn(64, 3)
-    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(64)
-    model = torch.nn.Linear(3, 1)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + noise * torch.randn(64)
 
     def batches(start: int):
         k = start
@@ -171,6 +167,18 @@ def test_trainer_average_last_exports_mean_of_last_snapshots(tmp_path: Path) -> 
             i = torch.arange(k * 8, k * 8 + 8) % 64
             yield x[i], y[i]
             k += 1
+
+    return x, y, batches
+
+
+def test_trainer_average_last_exports_mean_of_last_snapshots(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from zhtools.train.checkpoint import average_model_states
+    from zhtools.train.loop import TrainConfig, Trainer
+
+    x, y, batches = _toy_regression(noise=0.1)
+    model = torch.nn.Linear(3, 1)
 
     def loss_fn(m, b):
         return torch.nn.functional.mse_loss(m(b[0]).squeeze(-1), b[1]), {}
@@ -264,16 +272,7 @@ def test_sigterm_stops_with_checkpoint_reports_interrupted_and_resume_finishes(t
     from zhtools.cli_commands import exit_status
     from zhtools.train.loop import TrainConfig, Trainer
 
-    torch.manual_seed(0)
-    x = torch.randn(64, 3)
-    y = x @ torch.tensor([1.0, -2.0, 0.5])
-
-    def batches(start: int):
-        k = start
-        while True:
-            i = torch.arange(k * 8, k * 8 + 8) % 64
-            yield x[i], y[i]
-            k += 1
+    _x, _y, batches = _toy_regression()
 
     def run(out: Path, kill_at: int | None, resume: bool = False) -> tuple[dict, torch.nn.Module]:
         torch.manual_seed(1)
