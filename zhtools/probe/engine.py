@@ -16,7 +16,7 @@ sentence only at masked positions, so the embeddings and layer 1's query/key/val
 take one of two values per position and are computed once per sentence window; the read layer
 runs only at the positions whose vectors are read (one or two units per sequence), with its key
 and value projections folded into those queries (:func:`layer_at`). Exact up to float rounding
-(the oracle tests hold); at layer 2 of the shipped 8-layer encoder 1.77x the speed of the plain
+(the oracle tests hold); at layer 2 of the shipped 8-layer encoder ~1.8x the speed of the plain
 truncated forward (benchmarks/results/probe_speed.md).
 
 Long inputs: token sequences longer than the encoder window are cut into overlapping windows
