@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -n "${SKIP_BATCHING:-}" ] || $PY benchmarks/bench_batching.py
 $PY benchmarks/bench_pretrain.py   # add --compare NAME=DIR to score an earlier encoder on the same held-out masks
-$PY benchmarks/bench_probe.py
+$PY benchmarks/bench_probe.py --threads 1
 $PY benchmarks/bench_segment.py --no-last --no-random   # full PKU test: all rules/signals, jieba (drop --no-last for last-layer rows)
 $PY benchmarks/bench_segment.py --random-only --name segment_random   # random-init twin of the same shape
 $PY benchmarks/bench_segment_layers.py   # label-free layer choice vs People's Daily dev F1
@@ -19,10 +19,11 @@ if [ -n "${1:-}" ]; then
 fi
 $PY benchmarks/bench_parse.py --sentences 150
 $PY benchmarks/bench_parse_layers.py   # Eisner UAS per layer on GSDSimp dev (layer choice)
+$PY benchmarks/exp_segment_band.py --width 3   # distance-2/3 crossing impacts as a segmentation signal (PFR dev)
 $PY benchmarks/bench_parse.py --sentences 150 --treebank gsd
 # distillation with the shipped 8-layer encoder: teacher 8 layers, successors 4 (session 12)
-$PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --work runs/bench_distill8 --suffix=-enc8
-$PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear --work runs/bench_distill8 --suffix=-enc8
+$PY benchmarks/bench_distill.py --dataset chnsenticorp --epochs 3 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear constant --work runs/bench_distill8 --suffix=-enc8
+$PY benchmarks/bench_distill.py --dataset smp2020-usual --epochs 1 --lr 3e-4 --distill-lr 1e-3 --direct-lr 1e-3 --schedules linear constant --la --lookahead --work runs/bench_distill8 --suffix=-enc8
 # distillation, logit adjustment, Lookahead (3 seeds each; ~4 CPU-hours in all on one thread);
 # the files below were measured with the 4-layer step-10,000 encoder (teacher 4, successors 2):
 # reproduce them with --model pointing at data/models/zhtools-char-small as of commit 59279c4 (git worktree)
