@@ -71,7 +71,7 @@ def main() -> None:
     # (tokens, read positions): n singles read 1 position, n(n-1)/2 pairs read 2
     seq = [(n + 2, 1) for n in n_units for _ in range(n)] + [(n + 2, 2) for n in n_units
                                                              for _ in range(n * (n - 1) // 2)]
-    fl = forward_flops(enc.model.config, seq, factorised=eng._last is not None)
+    fl = forward_flops(enc.model.config, seq, factorised=eng._layers is not None)
     t = time.perf_counter()
     for u in units:  # same sentences as the engine (no extrapolation)
         oracle_matrix(enc, u)
@@ -93,7 +93,7 @@ def main() -> None:
     t_oracle_auto = time.perf_counter() - t
     # the same layer through the plain truncated forward (no factorisation), for its share
     plain = ImpactEngine(enc, budget=8192, layer="auto")
-    plain._last = None
+    plain._layers = None
     plain.full(units[:2])
     t = time.perf_counter()
     plain.full(units)
@@ -104,12 +104,12 @@ def main() -> None:
         for fact in (True, False):
             e = auto if (fact and not bf16) else ImpactEngine(enc, budget=8192, layer="auto", bf16=bf16)
             if not fact:
-                e._last = None
+                e._layers = None
             e.adjacent(units[:2])
             t = time.perf_counter()
             e.adjacent(units)
             adj[bf16, fact] = time.perf_counter() - t
-    fl_auto = forward_flops(enc.model.config, seq, k, factorised=auto._last is not None)
+    fl_auto = forward_flops(enc.model.config, seq, k, factorised=auto._layers is not None)
     nchars = sum(n_units)
     rows = [
         {"method": "oracle (paper schedule: n batches of n)", "sentences_per_s": len(units) / t_oracle, "speedup": 1.0},

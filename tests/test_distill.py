@@ -380,13 +380,14 @@ def test_logit_adjustment_toy_example() -> None:
 
 def test_posthoc_tau_tuning_toy_example() -> None:
     """The tuned tau maximises dev balanced accuracy over the grid; ties go to the smaller tau."""
-    from zhtools.train.losses import balanced_accuracy, tune_posthoc_tau
+    from zhtools.eval.cls import score_cls
+    from zhtools.train.losses import tune_posthoc_tau
 
     log_prior = torch.log(torch.tensor([0.8, 0.2]))  # log(0.8) = -0.22, log(0.2) = -1.61
     # margins of class 0 over class 1: 0.3 (gold 1), 0.9 (gold 1), 2.0 (gold 0), 1.2 (gold 0)
     logits = torch.tensor([[0.3, 0.0], [0.9, 0.0], [2.0, 0.0], [1.2, 0.0]])
     y = torch.tensor([1, 1, 0, 0])
-    assert balanced_accuracy(logits.argmax(-1), y) == 0.5
+    assert score_cls(y.tolist(), logits.argmax(-1).tolist())["balanced_accuracy"] == 0.5
     # adjusted margin = m - tau * log(4) (1.386 tau): all four right once 0.9 < 1.386 tau < 1.2
     tau, bal = tune_posthoc_tau(logits, y, log_prior)
     assert bal == 1.0 and tau == 0.7  # 0.7 * 1.386 = 0.97; 0.6 * 1.386 = 0.83 < 0.9

@@ -32,8 +32,8 @@ def _fast_equals_plain(enc, layers) -> None:
     for layer in layers:
         fast = ImpactEngine(enc, layer=layer, budget=400)
         plain = ImpactEngine(enc, layer=layer, budget=400)
-        plain._last = None
-        assert fast._last is not None
+        plain._layers = None
+        assert fast._layers is not None
         items = [Units.from_words(["北京", "是", "中国", "的", "首都"]), "今天天气很好", text]
         for a, b in zip(fast.full(items[:2]), plain.full(items[:2])):
             assert np.abs(a.matrix - b.matrix).max() <= 1e-4 * np.abs(b.matrix).max()
@@ -222,7 +222,7 @@ def test_other_architectures_equal_oracle(kind: str, tmp_path) -> None:
     u = Units.from_words(["北京", "是", "中国", "的", "首都"])
     for layer in (-1, 1):
         eng = ImpactEngine(enc, layer=layer)
-        assert eng._last is None  # plain forward
+        assert eng._layers is None  # plain forward
         o = oracle_matrix(enc, u, layer=layer)
         r = eng.full([u, "今天天气很好"])
         assert np.abs(o).max() > 0

@@ -234,13 +234,10 @@ class ImpactEngine:
         self.tok = self.enc.tokenizer
         self.layer = resolve_layer(self.enc.model, layer)
         self._model = truncated(self.enc.model, self.layer)
-        # BERT-style encoders: layers before the read one run in full, the read layer only at the
-        # positions whose vectors are read (same values, a fraction of that layer's cost)
         n_layers = int(getattr(self.enc.model.config, "num_hidden_layers", 0))
         k = n_layers if self.layer == -1 else self.layer
         # BERT-style encoders: the factorised forward (:meth:`_factorised`); None: the plain one
         self._layers = bert_layers(self.enc.model, k) if k >= 1 else None
-        self._last = self._layers[-1] if self._layers else None
         self.metric = metric
         self.budget = budget
         self.window = window or (self.enc.max_tokens - 2)
@@ -360,7 +357,7 @@ class ImpactEngine:
         # the token positions each row reads (its first n_read units), and their column in h
         reads = [sorted({t for u in us[:n_read] for t in w.toks[u]}) for w, us in b.items]
         with torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else nullcontext():
-            if self._last is not None:
+            if self._layers is not None:
                 m = max(map(len, reads))
                 pos = torch.zeros((len(reads), m), dtype=torch.long)
                 for r, p in enumerate(reads):
@@ -408,18 +405,16 @@ class ImpactEngine:
         regrouped)."""
         layers, emb = self._layers, self.enc.model.embeddings
         project = getattr(self.enc.model, "embeddings_project", None)  # ELECTRA
-        wins: dict[int, int] = {}
-        for w, _us in b.items:
-            wins.setdefault(id(w), len(wins))
-        uniq = {id(w): w for w, _us in b.items}
+        wins = list({id(w): w for w, _us in b.items}.values())  # each window once, first-seen order
+        index = {id(w): k for k, w in enumerate(wins)}
         T = ids.shape[1]
-        base, _ = pad([uniq[i].ids for i in wins], self.tok.pad_id)  # longest window = T
+        base, _ = pad([w.ids for w in wins], self.tok.pad_id)  # longest window = T
         base = base.to(ids.device)
         variants = torch.cat([base, torch.where(base != self.tok.pad_id, self.tok.mask_id, base)])
         e = emb(input_ids=variants)
         if project is not None:
             e = project(e)
-        widx = torch.tensor([wins[id(w)] for w, _us in b.items], device=ids.device)
+        widx = torch.tensor([index[id(w)] for w, _us in b.items], device=ids.device)
         masked = (ids != base[widx]).long()  # 1 where the copy holds [MASK] instead of its token
         at = (masked, widx[:, None], torch.arange(T, device=ids.device)[None, :])
         h = e.view(2, len(wins), T, -1)[at]

@@ -37,15 +37,19 @@ def _converter(config: str):  # noqa: ANN202 - opencc.OpenCC
     return opencc.OpenCC(config)
 
 
+def _surrogate(ch: str) -> bool:
+    return "\ud800" <= ch <= "\udfff"
+
+
 def _convert(conv, text: str) -> str:  # noqa: ANN001 - opencc.OpenCC
     """``conv.convert(text)``, safe for lone surrogates (which OpenCC, working on UTF-8, cannot
     take): they pass through as U+FFFD and are put back where the result keeps the length."""
-    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+    if not any(map(_surrogate, text)):
         return conv.convert(text)
-    out = conv.convert("".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text))
+    out = conv.convert("".join("\ufffd" if _surrogate(ch) else ch for ch in text))
     if len(out) != len(text):
         return out
-    return "".join(a if "\ud800" <= a <= "\udfff" else b for a, b in zip(text, out))
+    return "".join(a if _surrogate(a) else b for a, b in zip(text, out))
 
 
 def known_variants(text: str, known: Callable[[str], bool]) -> str:

@@ -36,22 +36,19 @@ def posthoc_adjust(logits: torch.Tensor, log_prior: torch.Tensor, tau: float = 1
 TAU_GRID = tuple(round(0.1 * k, 1) for k in range(31))  # 0.0, 0.1, ..., 3.0
 
 
-def balanced_accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Mean per-class recall over the classes present in ``target`` (class ids)."""
-    classes = torch.unique(target)
-    return float(torch.stack([(pred[target == c] == c).float().mean() for c in classes]).mean())
-
-
 def tune_posthoc_tau(logits: torch.Tensor, target: torch.Tensor, log_prior: torch.Tensor,
                      grid: Sequence[float] = TAU_GRID) -> tuple[float, float]:
     """The post-hoc ``tau`` (from ``grid``) whose adjusted argmax has the highest balanced
     accuracy on ``(logits, target)``, a labelled dev set; ties go to the smallest tau (the least
     adjustment). Returns ``(tau, balanced_accuracy)``."""
+    from zhtools.eval.cls import score_cls
+
     if logits.shape[0] == 0:
         return 0.0, 0.0
+    gold = target.tolist()
     best = (float("-inf"), 0.0)
     for tau in grid:
-        score = balanced_accuracy(posthoc_adjust(logits, log_prior, tau).argmax(-1), target.to(logits.device))
+        score = score_cls(gold, posthoc_adjust(logits, log_prior, tau).argmax(-1).tolist())["balanced_accuracy"]
         if score > best[0]:
             best = (score, float(tau))
     return best[1], best[0]
