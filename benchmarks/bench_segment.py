@@ -43,7 +43,7 @@ def run_model(label: str, model: str, texts, gold, words, rows, rules, layer: in
               bf16: bool = False, tagger: bool = False) -> dict:
     """Score every (rule, signals) on one impact pass; returns their predictions. ``tagger``: the
     shipped self-trained tagger is a signal too (its pass is timed separately)."""
-    sig = ("impact", "pmi", "tagger") if tagger else ("impact", "pmi")
+    sig = ("impact", "pmi", "entropy", "tagger") if tagger else ("impact", "pmi", "entropy")
     seg = Segmenter(model, signals=sig, layer=layer, progress=False, bf16=bf16,
                     tagger=SHIPPED_TAGGER if tagger else None)
     t = time.perf_counter()
@@ -107,18 +107,20 @@ def main() -> None:
     s = score_cws(gold, [list(x) for x in texts], words)
     rows.append({"segmenter": "every character a word", "rule": "chars", "f1": s["f1"], "precision": s["precision"],
                  "recall": s["recall"], "oov_recall": s["oov_recall"], "iv_recall": s["iv_recall"]})
-    rules = [("otsu", ("impact",)), ("otsu", ("pmi",)), ("otsu", ("impact", "pmi")),
-             ("dp", ("impact",)), ("dp", ("impact", "pmi")), ("threshold", ("impact",))]
+    rules = [("otsu", ("impact",)), ("otsu", ("pmi",)), ("otsu", ("entropy",)), ("otsu", ("pmi", "entropy")),
+             ("otsu", ("impact", "pmi")), ("otsu", ("impact", "entropy")), ("otsu", ("impact", "pmi", "entropy")),
+             ("dp", ("impact",)), ("dp", ("impact", "pmi", "entropy")), ("threshold", ("impact",))]
     tagged = "tagger" in Segmenter(args.model).signals  # the default rule: shipped encoder + shipped tagger
     if tagged:  # the shipped tagger (distilled from this encoder's segmenter) as a further signal
         rules += [("otsu", ("tagger",)), ("otsu", ("impact", "tagger")), ("otsu", ("impact", "pmi", "tagger")),
-                  ("dp", ("impact", "pmi", "tagger"))]
+                  ("otsu", ("pmi", "entropy", "tagger")), ("otsu", ("impact", "entropy", "tagger")),
+                  ("otsu", ("impact", "pmi", "entropy", "tagger")), ("dp", ("impact", "pmi", "entropy", "tagger"))]
     if not args.random_only:
-        default = ("otsu", ("impact", "pmi", "tagger") if tagged else ("impact", "pmi"))
+        default = ("otsu", ("impact", "pmi", "entropy", "tagger") if tagged else ("impact", "pmi", "entropy"))
         fp32 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules,
                          tagger=tagged)[default]
         # the same model under bf16 autocast (Segmenter(bf16=True), zhtools segment --bf16)
-        bf_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi")), default]
+        bf_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi", "entropy")), default]
         bf16 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, list(dict.fromkeys(bf_rules)),
                          bf16=True, tagger=tagged)[default]
         fp32_row = next(r for r in rows if r.get("signals") == "+".join(default[1]) and r.get("dtype") == "fp32")
@@ -126,12 +128,12 @@ def main() -> None:
         same_lines = sum(x == y for x, y in zip(fp32, bf16)) / len(texts)
         print(f"bf16 vs fp32: {speedup:.2f}x chars/s, identical segmentation on {same_lines:.1%} of lines", flush=True)
     # the last layer (the reference's choice; its fixed threshold 8 is defined on it)
-    last_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi")), ("threshold", ("impact",))]
+    last_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi", "entropy")), ("threshold", ("impact",))]
     rules = [r for r in rules if "tagger" not in r[1]]
     if not (args.no_last or args.random_only):
         run_model(Path(args.model).name, args.model, texts, gold, words, rows, last_rules, layer="last")
     if not args.no_random:
-        rules_r = [r for r in rules if r[1] != ("pmi",) and r[0] != "threshold"]
+        rules_r = [r for r in rules if "impact" in r[1] and r[0] != "threshold"]
         run_model("random-init (same shape)", random_twin(args.model), texts, gold, words, rows, rules_r)
     extra = {"model": args.model, "lines": len(texts), "goal_f1": 0.85}
     if not args.random_only:
@@ -139,9 +141,10 @@ def main() -> None:
     write(args.name, extra, rows,
           f"SIGHAN 2005 PKU test, {len(texts)} lines; word-span P/R/F1, OOV w.r.t. pku_training_words. "
           "Signals: impact = log adjacent impact (encoder), pmi = bigram PMI from public-domain laws + "
-          "CC BY-SA Wikipedia counts (no encoder); tagger = log-odds of the shipped self-trained tagger "
+          "CC BY-SA Wikipedia counts (no encoder); entropy = branching entropy of the 2- and 3-grams beside "
+          "the gap, from the same counts (four z-scored columns, no encoder); tagger = log-odds of the shipped self-trained tagger "
           "(trained on this segmenter's impact + PMI output over raw text, no gold); combined = sum of z-scores "
-          "(default: impact+pmi+tagger when the shipped tagger exists). Impacts read at the encoder's "
+          "(default: impact+pmi+entropy+tagger when the shipped tagger exists; before session 14 impact+pmi+tagger). Impacts read at the encoder's "
           "own probe layer (auto, default: the shipped encoder names one in its config, other encoders use the middle layer) or the last layer (rows say which; the resolved hidden-state index in brackets, -1 = last). Rules: otsu = label-free "
           "Otsu threshold fitted on data/samples/calibration.txt; dp = same + word-length DP (max 6); "
           "threshold = reference fixed threshold 8 on raw impacts. chars_per_s = impact (+ tagger) computation. "

@@ -1,11 +1,23 @@
-"""Label-free character bigram statistics for segmentation (pointwise mutual information).
+"""Label-free character n-gram statistics for segmentation: bigram pointwise mutual
+information and branching entropy.
 
     python -m zhtools.segment.ngram OUT.npz CORPUS... [--min-count 3]
+    python -m zhtools.segment.ngram --entropy OUT.npz CORPUS... [--min-count 3]
 
-Counts unigrams and adjacent bigrams of CJK characters over raw text (plain or .gz, streamed in
-blocks), keeps bigrams seen at least ``min_count`` times, and stores sorted uint64 keys
-(``cp(a) << 32 | cp(b)``) with their counts. ``pmi(a, b) = log(c(ab) N / (c(a) c(b)))``, with
-unseen or pruned bigrams backed off to ``c(ab) = 0.5``. Only counts are stored, never text.
+**PMI**: counts unigrams and adjacent bigrams of CJK characters over raw text (plain or .gz,
+streamed in blocks), keeps bigrams seen at least ``min_count`` times, and stores sorted uint64
+keys (``cp(a) << 32 | cp(b)``) with their counts. ``pmi(a, b) = log(c(ab) N / (c(a) c(b)))``,
+with unseen or pruned bigrams backed off to ``c(ab) = 0.5``. Only counts are stored, never text.
+
+**Branching entropy** (Jin & Tanaka-Ishii 2006; Harris's successor variety): for every Hanzi
+k-gram ``g`` (k = 2, 3) seen in at least ``min_count`` (k+1)-grams on a side, the entropy of the
+character that follows it (right) and of the one that precedes it (left). Inside a word the next
+character is predictable (low entropy); at a word boundary many characters can follow. For the
+gap between characters ``i`` and ``i+1`` of a run, :meth:`EntropyStats.features` returns minus
+the right entropy of the k-gram ending at ``i`` and minus the left entropy of the k-gram starting
+at ``i+1`` (``hr2, hl2, hr3, hl3``: larger = more cohesive; NaN where the k-gram is unknown or
+does not fit in the run). Stored as sorted k-gram keys (16 bits per BMP Hanzi) and entropies
+quantised to 1/32 nat (uint8, 255 = unknown); again counts-derived numbers only, never text.
 """
 
 from __future__ import annotations
@@ -106,13 +118,124 @@ class NgramStats:
         return np.log(ab) + self.log_n - np.log(ua) - np.log(ub)
 
 
+ENTROPY_ORDERS = (2, 3)
+ENTROPY_COLUMNS = tuple(f"h{side}{k}" for k in ENTROPY_ORDERS for side in "rl")
+_BITS = np.uint64(16)  # every Hanzi counted here (_is_han) is in the BMP
+_H_STEP = 1 / 32  # quantisation of stored entropies, in nats
+_H_UNKNOWN = 255
+
+
+def _gram_keys(c: np.ndarray, k: int) -> np.ndarray:
+    """Packed keys of the ``len(c) - k + 1`` k-grams of the code array ``c`` (uint64)."""
+    m = c.size - k + 1
+    key = np.zeros(max(m, 0), dtype=np.uint64)
+    for j in range(k):
+        key = (key << _BITS) | c[j : j + m].astype(np.uint64)
+    return key
+
+
+def _group_entropy(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entropy of the counts within each group of equal ``keys``: (unique keys, H, group total)."""
+    order = np.argsort(keys, kind="stable")
+    keys, n = keys[order], counts[order].astype(np.float64)
+    uk, idx = np.unique(keys, return_index=True)
+    tot = np.add.reduceat(n, idx)
+    h = np.log(tot) - np.add.reduceat(n * np.log(n), idx) / tot
+    return uk, h, tot
+
+
+def build_entropy(paths: Sequence[str], out: str | Path, min_count: int = 3, block_chars: int = 20_000_000) -> dict:
+    """Count Hanzi (k+1)-grams (k in :data:`ENTROPY_ORDERS`) over raw text and store the right
+    and left branching entropy of every k-gram with at least ``min_count`` occurrences."""
+    grams: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k + 1: [] for k in ENTROPY_ORDERS}
+
+    def flush(buf: list[str]) -> None:
+        c = _codes("\n".join(buf))
+        han = _is_han(c)
+        for k in grams:
+            ok = np.ones(max(c.size - k + 1, 0), dtype=bool)
+            for j in range(k):
+                ok &= han[j : j + ok.size]
+            grams[k].append(np.unique(_gram_keys(c, k)[ok], return_counts=True))
+
+    for p in paths:
+        buf, size = [], 0
+        with open_text(p) as f:
+            for line in f:
+                buf.append(line)
+                size += len(line)
+                if size >= block_chars:
+                    flush(buf)
+                    buf, size = [], 0
+        if buf:
+            flush(buf)
+    arrays: dict[str, np.ndarray] = {}
+    info = {}
+    for k in ENTROPY_ORDERS:
+        keys = np.concatenate([g[0] for g in grams[k + 1]])
+        counts = np.concatenate([g[1] for g in grams[k + 1]])
+        low = np.uint64((1 << (16 * k)) - 1)
+        tables = {}
+        for side, gkeys in (("r", keys >> _BITS), ("l", keys & low)):  # k-gram before / after the char
+            uk, h, tot = _group_entropy(gkeys, counts)
+            keep = tot >= min_count
+            tables[side] = (uk[keep], h[keep])
+        allk = np.union1d(tables["r"][0], tables["l"][0])
+        arrays[f"k{k}"] = allk
+        for side, (uk, h) in tables.items():
+            q = np.full(allk.size, _H_UNKNOWN, dtype=np.uint8)
+            q[np.searchsorted(allk, uk)] = np.clip(np.rint(h / _H_STEP), 0, _H_UNKNOWN - 1).astype(np.uint8)
+            arrays[f"{side}{k}"] = q
+        info[f"{k}-grams"] = int(allk.size)
+    np.savez_compressed(out, min_count=np.int64(min_count), step=np.float64(_H_STEP), **arrays)
+    return info
+
+
+class EntropyStats:
+    """Branching-entropy lookups over a file written by :func:`build_entropy`."""
+
+    def __init__(self, path: str | Path) -> None:
+        d = np.load(path)
+        self.step = float(d["step"])
+        self.tables = {k: (d[f"k{k}"], d[f"r{k}"], d[f"l{k}"]) for k in ENTROPY_ORDERS}
+        self._chars = frozenset(chr(int(x)) for x in np.unique(self.tables[ENTROPY_ORDERS[0]][0] & np.uint64(0xFFFF)))
+
+    def _lookup(self, keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if table.size == 0 or keys.size == 0:
+            return np.full(keys.shape, np.nan)
+        i = np.clip(np.searchsorted(table, keys), 0, table.size - 1)
+        v = np.where(table[i] == keys, values[i], _H_UNKNOWN).astype(np.float64)
+        return np.where(v == _H_UNKNOWN, np.nan, v * self.step)
+
+    def features(self, run: str) -> dict[str, np.ndarray]:
+        """Per adjacent pair of ``run`` (length ``len(run) - 1``): minus the right entropy of the
+        k-gram ending at the left character, minus the left entropy of the k-gram starting at
+        the right character (columns :data:`ENTROPY_COLUMNS`; NaN = unknown). Characters the
+        statistics lack are looked up as their simplified variant."""
+        c = _codes(known_variants(run, self._chars.__contains__))
+        n = c.size
+        out = {}
+        for k in ENTROPY_ORDERS:
+            keys, right, left = self.tables[k]
+            g = _gram_keys(c, k)
+            hr, hl = self._lookup(g, keys, right), self._lookup(g, keys, left)
+            r = np.full(max(n - 1, 0), np.nan)
+            lft = np.full(max(n - 1, 0), np.nan)
+            if g.size:  # gap i (between i and i+1): k-gram ending at i starts at i-k+1; next starts at i+1
+                r[k - 1 :] = hr[: n - k]
+                lft[: n - k] = hl[1:]
+            out[f"hr{k}"], out[f"hl{k}"] = -r, -lft
+        return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("corpus", nargs="+")
     ap.add_argument("--min-count", type=int, default=3)
+    ap.add_argument("--entropy", action="store_true", help="write branching-entropy tables instead of bigram counts")
     a = ap.parse_args(argv)
-    print(build_stats(a.corpus, a.out, a.min_count))
+    print((build_entropy if a.entropy else build_stats)(a.corpus, a.out, a.min_count))
 
 
 if __name__ == "__main__":

@@ -25,12 +25,15 @@ Pipeline (always lossless, ``''.join(words) == text``):
 3. **Signals** (``signals``), per adjacent pair: ``impact`` = the log-cohesion above (needs
    the encoder); ``pmi`` = bigram pointwise mutual information from raw text
    (:mod:`zhtools.segment.ngram`; the bundled table counts only public-domain laws and
-   CC BY-SA Wikipedia, no evaluation text); ``tagger`` = log-odds that no word starts at the
+   CC BY-SA Wikipedia, no evaluation text); ``entropy`` = branching entropy from the same
+   counts (four columns: minus the entropy of the character after the 2-gram and the 3-gram
+   ending left of the gap, and of the character before the 2-gram and the 3-gram starting right
+   of it; each z-scored on its own); ``tagger`` = log-odds that no word starts at the
    right character, from the self-trained tagger (:mod:`zhtools.segment.tagger`: an encoder
    fine-tuned on this segmenter's own impact + PMI output over raw text, so still label-free;
-   one extra forward pass per sentence). Each signal is z-scored with its mean/std over the
-   unlabelled calibration text; combined signals are summed. Default: impact + PMI where the
-   table exists, plus the shipped tagger when the encoder is the shipped default (the tagger
+   one extra forward pass per sentence). Each signal column is z-scored with its mean/std over
+   the unlabelled calibration text; combined signals are summed. Default: impact + PMI + entropy
+   where the tables exist, plus the shipped tagger when the encoder is the shipped default (the tagger
    was distilled from it); any encoder can use a tagger via ``tagger=`` and ``signals=``.
 4. **Boundary rule** (``rule``):
    - ``"otsu"`` (default, scale-free): join two characters iff the (summed) z-score is at least
@@ -98,7 +101,15 @@ RULES = ("otsu", "dp", "threshold", "chars")
 CALIBRATION_FILE = "segmenter_calibration.json"
 NGRAM_STATS = Path(__file__).resolve().parents[2] / "data" / "models" / "zh-bigram-wiki-laws" / "bigrams.npz"
 SHIPPED_TAGGER = Path(__file__).resolve().parents[2] / "data" / "models" / "zhtools-tagger-small"
-SIGNALS = ("impact", "pmi", "tagger")
+ENTROPY_STATS = NGRAM_STATS.parent / "entropy.npz"
+SIGNALS = ("impact", "pmi", "entropy", "tagger")
+
+
+def signal_columns(signals: Sequence[str]) -> tuple[str, ...]:
+    """The z-scored feature columns behind ``signals`` (``entropy`` has four, the others one)."""
+    from zhtools.segment.ngram import ENTROPY_COLUMNS
+
+    return tuple(c for s in signals for c in (ENTROPY_COLUMNS if s == "entropy" else (s,)))
 
 
 _GRAPHEME = regex.compile(r"\X")
@@ -202,6 +213,7 @@ class Segmenter:
         fixed_threshold: float = 8.0,
         signals: Sequence[str] | None = None,
         ngram_stats: str | Path | None = None,
+        entropy_stats: str | Path | None = None,
         layer: int | str = "auto",
         progress: bool = False,
         bf16: bool = False,
@@ -221,9 +233,11 @@ class Segmenter:
         self.calibration: Calibration | None = None
         self._engine: ImpactEngine | None = None
         self.ngram_path = Path(ngram_stats) if ngram_stats else NGRAM_STATS
+        self.entropy_path = Path(entropy_stats) if entropy_stats else ENTROPY_STATS
         self.tagger_path = Path(tagger) if tagger else SHIPPED_TAGGER
         if signals is None:  # the shipped tagger was distilled from the shipped encoder's segmenter
-            signals = ("impact", "pmi") if self.ngram_path.exists() else ("impact",)
+            signals = ("impact",) + (("pmi",) if self.ngram_path.exists() else ())
+            signals += ("entropy",) if self.entropy_path.exists() else ()
             shipped = model is None or Path(model).resolve() == default_model_path().resolve()
             if shipped and tagger is None and (SHIPPED_TAGGER / "config.json").exists():
                 signals += ("tagger",)
@@ -232,6 +246,7 @@ class Segmenter:
             raise ValueError(f"signals must be a non-empty subset of {SIGNALS}, got {signals}")
         self.signals = tuple(s for s in SIGNALS if s in signals)
         self._ngram = None
+        self._entropy = None
         self._tagger = None
 
     # pickling: drop the loaded model, reload lazily
@@ -239,6 +254,7 @@ class Segmenter:
         st = dict(self.__dict__)
         st["_engine"] = None
         st["_ngram"] = None
+        st["_entropy"] = None
         st["_tagger"] = None
         return st
 
@@ -251,6 +267,16 @@ class Segmenter:
                 raise FileNotFoundError(f"bigram statistics not found: {self.ngram_path}")
             self._ngram = NgramStats(self.ngram_path)
         return self._ngram
+
+    @property
+    def entropy(self):  # noqa: ANN201
+        if self._entropy is None:
+            from zhtools.segment.ngram import EntropyStats
+
+            if not self.entropy_path.exists():
+                raise FileNotFoundError(f"branching-entropy statistics not found: {self.entropy_path}")
+            self._entropy = EntropyStats(self.entropy_path)
+        return self._entropy
 
     @property
     def engine(self) -> ImpactEngine:
@@ -322,8 +348,9 @@ class Segmenter:
         return res
 
     def features(self, runs_text: Sequence[str], d1s, d2s, tgs=None) -> dict[str, np.ndarray]:  # noqa: ANN001
-        """Raw per-pair signals over Hanzi runs: ``impact`` = log((d1+d2)/2), ``pmi``,
-        ``tagger`` = the tagger's log-odds that no word starts at the right character."""
+        """Raw per-pair signal columns over Hanzi runs: ``impact`` = log((d1+d2)/2), ``pmi``,
+        the entropy columns, ``tagger`` = the tagger's log-odds that no word starts at the
+        right character."""
         out: dict[str, np.ndarray] = {}
         if "impact" in self.signals:
             vals = [np.log(np.maximum((a + b) / 2, 1e-12)) for a, b in zip(d1s, d2s)]
@@ -331,6 +358,10 @@ class Segmenter:
         if "pmi" in self.signals:
             vals = [self.ngram.pmi(r) for r in runs_text]
             out["pmi"] = np.concatenate(vals) if vals else np.zeros(0)
+        if "entropy" in self.signals:
+            ent = [self.entropy.features(r) for r in runs_text]
+            for col in signal_columns(("entropy",)):
+                out[col] = np.concatenate([e[col] for e in ent]) if ent else np.zeros(0)
         if "tagger" in self.signals:
             out["tagger"] = np.concatenate(tgs) if tgs else np.zeros(0)
         return out
@@ -386,7 +417,7 @@ class Segmenter:
             sd[name] = sd[name] or 1.0
         thresholds = {}
         for combo in _combos(self.signals):
-            z = sum(np.nan_to_num((feats[n] - mu[n]) / sd[n]) for n in combo)
+            z = sum(np.nan_to_num((feats[n] - mu[n]) / sd[n]) for n in signal_columns(combo))
             thresholds["+".join(combo)] = otsu_threshold(z)
         n = int(next(iter(feats.values())).size)
         self.calibration = Calibration(thresholds, mu, sd, n, source, self._layer_index(),
@@ -410,7 +441,7 @@ class Segmenter:
                 d = json.loads(shipped.read_text(encoding="utf-8"))
                 same_layer = "impact" not in self.signals or d.get("layer", -1) == self._layer_index()
                 same_tagger = "tagger" not in self.signals or d.get("tagger") == self._tagger_id()
-                if same_layer and same_tagger and all(n in d.get("mu", {}) for n in self.signals):
+                if same_layer and same_tagger and all(n in d.get("mu", {}) for n in signal_columns(self.signals)):
                     self.calibration = Calibration(**d)
                     return self.calibration
             self.calibrate(calibration_lines(), source=CALIBRATION_SAMPLE.name)
@@ -467,7 +498,7 @@ class Segmenter:
     def _margin(self, run: str, d1: np.ndarray, d2: np.ndarray, tg: np.ndarray | None = None) -> np.ndarray:
         cal = self.calibration
         feats = self.features([run], [d1], [d2], [tg] if tg is not None else None)
-        z = sum(np.nan_to_num((feats[n] - cal.mu[n]) / cal.sd[n]) for n in self.signals)
+        z = sum(np.nan_to_num((feats[n] - cal.mu[n]) / cal.sd[n]) for n in signal_columns(self.signals))
         return z - cal.thresholds["+".join(self.signals)]
 
     def _split_run(self, run: str, d1: np.ndarray, d2: np.ndarray, tg: np.ndarray | None = None) -> list[str]:
