@@ -54,12 +54,13 @@ def main() -> None:
     t = time.perf_counter()
     add("jieba 0.42 (HMM)", "-", [jieba.lcut(x) for x in texts], time.perf_counter() - t)
     add("every character a word", "-", [list(x) for x in texts], None)
-    seg = Segmenter(bf16=args.bf16)  # the shipped default: impact + PMI + tagger
+    seg = Segmenter(bf16=args.bf16)  # the shipped default: impact + PMI + entropy + tagger
     seg.ensure_calibrated()
     t = time.perf_counter()
     coh = [c for k in range(0, len(texts), 64) for c in seg.cohesion(texts[k : k + 64])]
     dt = time.perf_counter() - t
-    for sig in (("impact",), ("pmi",), ("impact", "pmi"), ("tagger",), ("impact", "pmi", "tagger")):
+    for sig in (("impact",), ("pmi",), ("entropy",), ("impact", "pmi"), ("impact", "pmi", "entropy"), ("tagger",),
+                ("impact", "pmi", "tagger"), ("impact", "pmi", "entropy", "tagger")):
         if set(sig) <= set(seg.signals):
             pred = [w for k in range(0, len(texts), 64)
                     for w in seg.segment_with(texts[k : k + 64], coh[k : k + 64], "otsu", sig)]

@@ -61,6 +61,16 @@ def test_branching_entropy_by_hand(stats) -> None:
     assert NgramStats(stats[0]).pmi("甲乙").shape == (1,)
 
 
+def test_entropy_counts_add_up_over_blocks(stats, tmp_path: Path) -> None:
+    """The corpus is read in blocks; an n-gram seen in several blocks is one n-gram."""
+    raw = tmp_path / "raw.txt"
+    raw.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    build_entropy([str(raw)], tmp_path / "blocks.npz", min_count=2, block_chars=5)
+    one, many = np.load(stats[1]), np.load(tmp_path / "blocks.npz")
+    for k in one.files:
+        np.testing.assert_array_equal(one[k], many[k])
+
+
 def test_entropy_signal_calibrates_per_column_and_stays_lossless(model_dir, stats) -> None:
     seg = Segmenter(model_dir, signals=("impact", "pmi", "entropy"), ngram_stats=stats[0], entropy_stats=stats[1])
     cal = seg.calibrate(["甲乙丙丁，甲乙丙戊。", "今天甲乙丙丁很好。"] * 3)

@@ -174,6 +174,10 @@ def build_entropy(paths: Sequence[str], out: str | Path, min_count: int = 3, blo
     for k in ENTROPY_ORDERS:
         keys = np.concatenate([g[0] for g in grams[k + 1]])
         counts = np.concatenate([g[1] for g in grams[k + 1]])
+        order = np.argsort(keys, kind="stable")  # one count per (k+1)-gram over all blocks
+        keys, counts = keys[order], counts[order]
+        keys, first = np.unique(keys, return_index=True)
+        counts = np.add.reduceat(counts, first)
         low = np.uint64((1 << (16 * k)) - 1)
         tables = {}
         for side, gkeys in (("r", keys >> _BITS), ("l", keys & low)):  # k-gram before / after the char
