@@ -60,7 +60,7 @@ def main() -> None:
     coh = [c for k in range(0, len(texts), 64) for c in seg.cohesion(texts[k : k + 64])]
     dt = time.perf_counter() - t
     for sig in (("impact",), ("pmi",), ("entropy",), ("impact", "pmi"), ("impact", "pmi", "entropy"), ("tagger",),
-                ("impact", "pmi", "tagger"), ("impact", "pmi", "entropy", "tagger")):
+                ("pmi", "entropy", "tagger"), ("impact", "pmi", "tagger"), ("impact", "pmi", "entropy", "tagger")):
         if set(sig) <= set(seg.signals):
             pred = [w for k in range(0, len(texts), 64)
                     for w in seg.segment_with(texts[k : k + 64], coh[k : k + 64], "otsu", sig)]
@@ -68,7 +68,7 @@ def main() -> None:
     tg = Tagger()
     tg.segment_many(texts[:16])
     t = time.perf_counter()
-    add("zhtools tagger (--fast)", "-", tg.segment_many(texts), time.perf_counter() - t)
+    add("zhtools tagger alone", "-", tg.segment_many(texts), time.perf_counter() - t)
     name = args.name or f"segment_ud_{args.split}" + ("_gsd" if tb == "gsd" else "")
     script = "GSD, traditional script" if tb == "gsd" else "GSDSimp"
     write(name, {"sentences": len(gold), "bf16": args.bf16, "treebank": tb}, rows,
