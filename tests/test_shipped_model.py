@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -179,3 +180,29 @@ def test_shipped_tagger_is_lossless_and_close_to_its_teacher() -> None:
     gold = [g for g in read_segmented(p) if g][:300]
     pred = tagger.segment_many(["".join(g) for g in gold])
     assert score_cws(gold, pred)["f1"] > 0.75  # measured 0.795 on all 1,944 lines (every char a word: 0.34)
+
+
+def test_fast_cli_uses_tagger_and_ngram_signals(tmp_path: Path) -> None:
+    """`zhtools segment --fast`: no impact pass (shipped tagger + PMI + entropy), N lines in ->
+    N lines out, lossless; it refuses options that need impacts."""
+    import subprocess
+    import sys
+
+    from zhtools.segment import Segmenter
+    from zhtools.segment.segmenter import FAST_SIGNALS
+
+    lines = ["北京是中国的首都。", "", "2024年GDP增长5.2%😀", "中华人民共和国成立了"]
+    inp = tmp_path / "in.txt"
+    inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "zhtools", "segment", str(inp), "--fast", "--sep", "/", "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split("\n")[:-1]
+    assert [x.replace("/", "") for x in out] == lines
+    fast = Segmenter(signals=FAST_SIGNALS)
+    assert out == ["/".join(w) for w in fast.segment_many(lines)]
+    assert fast._engine is None  # the encoder's impacts were never needed
+    assert out[0].split("/")[:3] == ["北京", "是", "中国"]
+    r = subprocess.run([sys.executable, "-m", "zhtools", "segment", str(inp), "--fast", "--rule", "threshold"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--fast" in r.stderr
