@@ -103,7 +103,6 @@ NGRAM_STATS = Path(__file__).resolve().parents[2] / "data" / "models" / "zh-bigr
 SHIPPED_TAGGER = Path(__file__).resolve().parents[2] / "data" / "models" / "zhtools-tagger-small"
 ENTROPY_STATS = NGRAM_STATS.parent / "entropy.npz"
 SIGNALS = ("impact", "pmi", "entropy", "tagger")
-FAST_SIGNALS = ("pmi", "entropy", "tagger")  # `zhtools segment --fast`: no impact pass
 
 
 def signal_columns(signals: Sequence[str]) -> tuple[str, ...]:
