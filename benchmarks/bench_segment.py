@@ -143,7 +143,7 @@ def main() -> None:
           "Signals: impact = log adjacent impact (encoder), pmi = bigram PMI from public-domain laws + "
           "CC BY-SA Wikipedia counts (no encoder); entropy = branching entropy of the 2- and 3-grams beside "
           "the gap, from the same counts (four z-scored columns, no encoder); tagger = log-odds of the shipped self-trained tagger "
-          "(trained on this segmenter's impact + PMI output over raw text, no gold); combined = sum of z-scores "
+          "(trained on the default segmenter's output over raw text, no gold); combined = sum of z-scores "
           "(default: impact+pmi+entropy+tagger when the shipped tagger exists; before session 14 impact+pmi+tagger). Impacts read at the encoder's "
           "own probe layer (auto, default: the shipped encoder names one in its config, other encoders use the middle layer) or the last layer (rows say which; the resolved hidden-state index in brackets, -1 = last). Rules: otsu = label-free "
           "Otsu threshold fitted on data/samples/calibration.txt; dp = same + word-length DP (max 6); "
