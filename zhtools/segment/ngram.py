@@ -41,6 +41,30 @@ def _is_han(c: np.ndarray) -> np.ndarray:
     return ((c >= 0x4E00) & (c <= 0x9FFF)) | ((c >= 0x3400) & (c <= 0x4DBF)) | (c == 0x3007)
 
 
+def _read_blocks(paths: Sequence[str], block_chars: int, flush) -> None:  # noqa: ANN001
+    """Call ``flush(lines)`` on blocks of about ``block_chars`` characters of each file."""
+    for p in paths:
+        buf, size = [], 0
+        with open_text(p) as f:
+            for line in f:
+                buf.append(line)
+                size += len(line)
+                if size >= block_chars:
+                    flush(buf)
+                    buf, size = [], 0
+        if buf:
+            flush(buf)
+
+
+def _sum_counts(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-block (unique keys, counts): sorted unique keys with their summed counts."""
+    k, n = np.concatenate(keys), np.concatenate(counts)
+    order = np.argsort(k, kind="stable")
+    k, n = k[order], n[order]
+    uk, start = np.unique(k, return_index=True)
+    return uk, np.add.reduceat(n, start)
+
+
 def build_stats(paths: Sequence[str], out: str | Path, min_count: int = 3, block_chars: int = 20_000_000) -> dict:
     uni: dict[int, int] = {}
     bi_keys: list[np.ndarray] = []
@@ -61,23 +85,8 @@ def build_stats(paths: Sequence[str], out: str | Path, min_count: int = 3, block
         bi_keys.append(k)
         bi_counts.append(n)
 
-    for p in paths:
-        buf, size = [], 0
-        with open_text(p) as f:
-            for line in f:
-                buf.append(line)
-                size += len(line)
-                if size >= block_chars:
-                    flush(buf)
-                    buf, size = [], 0
-        if buf:
-            flush(buf)
-    keys = np.concatenate(bi_keys)
-    counts = np.concatenate(bi_counts)
-    order = np.argsort(keys, kind="stable")
-    keys, counts = keys[order], counts[order]
-    uk, start = np.unique(keys, return_index=True)
-    summed = np.add.reduceat(counts, start)
+    _read_blocks(paths, block_chars, flush)
+    uk, summed = _sum_counts(bi_keys, bi_counts)
     keep = summed >= min_count
     u_keys = np.fromiter(uni.keys(), dtype=np.uint32)
     u_counts = np.fromiter(uni.values(), dtype=np.int64)
@@ -158,26 +167,12 @@ def build_entropy(paths: Sequence[str], out: str | Path, min_count: int = 3, blo
                 ok &= han[j : j + ok.size]
             grams[k].append(np.unique(_gram_keys(c, k)[ok], return_counts=True))
 
-    for p in paths:
-        buf, size = [], 0
-        with open_text(p) as f:
-            for line in f:
-                buf.append(line)
-                size += len(line)
-                if size >= block_chars:
-                    flush(buf)
-                    buf, size = [], 0
-        if buf:
-            flush(buf)
+    _read_blocks(paths, block_chars, flush)
     arrays: dict[str, np.ndarray] = {}
     info = {}
     for k in ENTROPY_ORDERS:
-        keys = np.concatenate([g[0] for g in grams[k + 1]])
-        counts = np.concatenate([g[1] for g in grams[k + 1]])
-        order = np.argsort(keys, kind="stable")  # one count per (k+1)-gram over all blocks
-        keys, counts = keys[order], counts[order]
-        keys, first = np.unique(keys, return_index=True)
-        counts = np.add.reduceat(counts, first)
+        # one count per (k+1)-gram over all blocks
+        keys, counts = _sum_counts([g[0] for g in grams[k + 1]], [g[1] for g in grams[k + 1]])
         low = np.uint64((1 << (16 * k)) - 1)
         tables = {}
         for side, gkeys in (("r", keys >> _BITS), ("l", keys & low)):  # k-gram before / after the char

@@ -258,24 +258,25 @@ class Segmenter:
         st["_tagger"] = None
         return st
 
+    @staticmethod
+    def _table(path: Path, kind: str, what: str):  # noqa: ANN205
+        """Load an n-gram statistics file (``kind``: a class of :mod:`zhtools.segment.ngram`)."""
+        from zhtools.segment import ngram
+
+        if not path.exists():
+            raise FileNotFoundError(f"{what} statistics not found: {path}")
+        return getattr(ngram, kind)(path)
+
     @property
     def ngram(self):  # noqa: ANN201
         if self._ngram is None:
-            from zhtools.segment.ngram import NgramStats
-
-            if not self.ngram_path.exists():
-                raise FileNotFoundError(f"bigram statistics not found: {self.ngram_path}")
-            self._ngram = NgramStats(self.ngram_path)
+            self._ngram = self._table(self.ngram_path, "NgramStats", "bigram")
         return self._ngram
 
     @property
     def entropy(self):  # noqa: ANN201
         if self._entropy is None:
-            from zhtools.segment.ngram import EntropyStats
-
-            if not self.entropy_path.exists():
-                raise FileNotFoundError(f"branching-entropy statistics not found: {self.entropy_path}")
-            self._entropy = EntropyStats(self.entropy_path)
+            self._entropy = self._table(self.entropy_path, "EntropyStats", "branching-entropy")
         return self._entropy
 
     @property
