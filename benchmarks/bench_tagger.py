@@ -1,8 +1,9 @@
 """Self-trained fast tagger vs the default impact segmenter (PKU test).
 
 Same run: the shipped default segmenter (impact + PMI + entropy + the shipped tagger), the tagger
-alone (``zhtools segment --fast``) and the tagger + PMI + entropy (no impact pass) on the first --lines PKU test lines (F1 and chars/s side by side), then the tagger, the
-tagger + n-gram signals and jieba on the whole test file.
+alone (``zhtools segment --fast``) and the tagger + PMI + entropy (no impact pass) on the first
+--lines PKU test lines (F1 and chars/s side by side), then the tagger, the tagger + n-gram signals
+and jieba on the whole test file.
     python benchmarks/bench_tagger.py --tagger runs/tagger/best [--lines 500]
 """
 

@@ -56,13 +56,24 @@ def _read_blocks(paths: Sequence[str], block_chars: int, flush) -> None:  # noqa
             flush(buf)
 
 
+def _group_sums(keys: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sorted unique ``keys`` and, for each of ``values``, its sum over each group of equal keys."""
+    order = np.argsort(keys, kind="stable")
+    uk, start = np.unique(keys[order], return_index=True)
+    return (uk, *(np.add.reduceat(v[order], start) for v in values))
+
+
 def _sum_counts(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Merge per-block (unique keys, counts): sorted unique keys with their summed counts."""
-    k, n = np.concatenate(keys), np.concatenate(counts)
-    order = np.argsort(k, kind="stable")
-    k, n = k[order], n[order]
-    uk, start = np.unique(k, return_index=True)
-    return uk, np.add.reduceat(n, start)
+    return _group_sums(np.concatenate(keys), np.concatenate(counts))
+
+
+def _find(keys: np.ndarray, table: np.ndarray, values: np.ndarray, missing: float) -> np.ndarray:
+    """``values`` of ``keys`` in the sorted ``table`` (float64), ``missing`` where absent."""
+    if table.size == 0:
+        return np.full(keys.shape, missing, dtype=np.float64)
+    i = np.clip(np.searchsorted(table, keys), 0, table.size - 1)
+    return np.where(table[i] == keys, values[i], missing).astype(np.float64)
 
 
 def build_stats(paths: Sequence[str], out: str | Path, min_count: int = 3, block_chars: int = 20_000_000) -> dict:
@@ -108,22 +119,16 @@ class NgramStats:
         self.log_n = math.log(max(self.total, 1.0))
         self._chars = frozenset(chr(int(k)) for k in self.uni_keys)
 
-    def _lookup(self, keys: np.ndarray, table: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        if table.size == 0:
-            return np.zeros(keys.shape)
-        i = np.clip(np.searchsorted(table, keys), 0, table.size - 1)
-        return np.where(table[i] == keys, counts[i], 0.0)
-
     def pmi(self, run: str) -> np.ndarray:
         """PMI of each adjacent character pair of ``run`` (length ``len(run) - 1``). Characters
         the statistics lack are looked up as their simplified variant (:mod:`zhtools.text.variants`)."""
         c = _codes(known_variants(run, self._chars.__contains__))
         if c.size < 2:
             return np.zeros(0)
-        ua = np.maximum(self._lookup(c[:-1], self.uni_keys, self.uni_counts), 1.0)
-        ub = np.maximum(self._lookup(c[1:], self.uni_keys, self.uni_counts), 1.0)
+        ua = np.maximum(_find(c[:-1], self.uni_keys, self.uni_counts, 0.0), 1.0)
+        ub = np.maximum(_find(c[1:], self.uni_keys, self.uni_counts, 0.0), 1.0)
         keys = (c[:-1].astype(np.uint64) << np.uint64(32)) | c[1:].astype(np.uint64)
-        ab = np.maximum(self._lookup(keys, self.bi_keys, self.bi_counts), 0.5)
+        ab = np.maximum(_find(keys, self.bi_keys, self.bi_counts, 0.0), 0.5)
         return np.log(ab) + self.log_n - np.log(ua) - np.log(ub)
 
 
@@ -145,12 +150,9 @@ def _gram_keys(c: np.ndarray, k: int) -> np.ndarray:
 
 def _group_entropy(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entropy of the counts within each group of equal ``keys``: (unique keys, H, group total)."""
-    order = np.argsort(keys, kind="stable")
-    keys, n = keys[order], counts[order].astype(np.float64)
-    uk, idx = np.unique(keys, return_index=True)
-    tot = np.add.reduceat(n, idx)
-    h = np.log(tot) - np.add.reduceat(n * np.log(n), idx) / tot
-    return uk, h, tot
+    n = counts.astype(np.float64)
+    uk, tot, nlogn = _group_sums(keys, n, n * np.log(n))
+    return uk, np.log(tot) - nlogn / tot, tot
 
 
 def build_entropy(paths: Sequence[str], out: str | Path, min_count: int = 3, block_chars: int = 20_000_000) -> dict:
@@ -200,10 +202,7 @@ class EntropyStats:
         self._chars = frozenset(chr(int(x)) for x in np.unique(self.tables[ENTROPY_ORDERS[0]][0] & np.uint64(0xFFFF)))
 
     def _lookup(self, keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
-        if table.size == 0 or keys.size == 0:
-            return np.full(keys.shape, np.nan)
-        i = np.clip(np.searchsorted(table, keys), 0, table.size - 1)
-        v = np.where(table[i] == keys, values[i], _H_UNKNOWN).astype(np.float64)
+        v = _find(keys, table, values, _H_UNKNOWN)
         return np.where(v == _H_UNKNOWN, np.nan, v * self.step)
 
     def features(self, run: str) -> dict[str, np.ndarray]:

@@ -107,6 +107,8 @@ SIGNALS = ("impact", "pmi", "entropy", "tagger")
 
 def signal_columns(signals: Sequence[str]) -> tuple[str, ...]:
     """The z-scored feature columns behind ``signals`` (``entropy`` has four, the others one)."""
+    # zhtools.segment.ngram is imported lazily here and below: importing it with the package
+    # would make `python -m zhtools.segment.ngram` warn about a module loaded twice
     from zhtools.segment.ngram import ENTROPY_COLUMNS
 
     return tuple(c for s in signals for c in (ENTROPY_COLUMNS if s == "entropy" else (s,)))
@@ -259,24 +261,26 @@ class Segmenter:
         return st
 
     @staticmethod
-    def _table(path: Path, kind: str, what: str):  # noqa: ANN205
-        """Load an n-gram statistics file (``kind``: a class of :mod:`zhtools.segment.ngram`)."""
-        from zhtools.segment import ngram
-
+    def _table(path: Path, cls, what: str):  # noqa: ANN001, ANN205
+        """Load an n-gram statistics file with ``cls`` (a class of :mod:`zhtools.segment.ngram`)."""
         if not path.exists():
             raise FileNotFoundError(f"{what} statistics not found: {path}")
-        return getattr(ngram, kind)(path)
+        return cls(path)
 
     @property
     def ngram(self):  # noqa: ANN201
         if self._ngram is None:
-            self._ngram = self._table(self.ngram_path, "NgramStats", "bigram")
+            from zhtools.segment.ngram import NgramStats
+
+            self._ngram = self._table(self.ngram_path, NgramStats, "bigram")
         return self._ngram
 
     @property
     def entropy(self):  # noqa: ANN201
         if self._entropy is None:
-            self._entropy = self._table(self.entropy_path, "EntropyStats", "branching-entropy")
+            from zhtools.segment.ngram import EntropyStats
+
+            self._entropy = self._table(self.entropy_path, EntropyStats, "branching-entropy")
         return self._entropy
 
     @property
