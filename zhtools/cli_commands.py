@@ -29,8 +29,13 @@ def _pretrain(sub) -> None:
              "  zhtools pretrain --corpus ../shared/data/raw_zh_corpus --out runs/enc --steps 6000\n"
              "  zhtools pretrain --corpus a.txt b.txt.gz --out runs/enc --resume\n"
              "  zhtools pretrain --corpus a.txt --out runs/enc8 --layers 8 --init-from runs/enc  # grow 4 -> 8\n"
+             "  zhtools pretrain --corpus a.txt.gz b.txt --out runs/enc --pack corpus.npz  # tokenize once\n"
+             "  zhtools pretrain --corpus corpus.npz --out runs/enc --batch-tokens 131072  # GPU\n"
              "  torchrun --nproc_per_node=2 -m zhtools pretrain --corpus a.txt --out runs/enc\n")
-    p.add_argument("--corpus", nargs="+", required=True, help="text files (.txt/.gz) or folders")
+    p.add_argument("--corpus", nargs="+", required=True,
+                   help="text files (.txt/.gz) or folders, or one .npz made by --pack")
+    p.add_argument("--pack", default=None, metavar="FILE.npz",
+                   help="only tokenize and pack the corpus into FILE.npz (for fast accelerators), then exit")
     p.add_argument("--out", required=True, help="output folder (HF model + checkpoint)")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=256)
@@ -87,7 +92,18 @@ def _run_pretrain(args) -> int:
         max_minutes=args.max_minutes, seed=args.seed, bf16=bf16, progress=not args.quiet,
         init_from=args.init_from, grow=args.grow,
     )
-    res = pretrain(cfg, resume=args.resume)
+    try:
+        if args.pack:
+            import json
+
+            from zhtools.train.pretrain import pack_corpus
+
+            print(json.dumps(pack_corpus(cfg, args.pack)))
+            return 0
+        res = pretrain(cfg, resume=args.resume)
+    except ValueError as e:
+        print(f"zhtools pretrain: error: {e}", file=sys.stderr)
+        return 2
     print(res)
     return exit_status(res)
 

@@ -9,6 +9,12 @@ divisible by ``heldout_mod`` is held out for evaluation (never trained on).
 Masking (15%, 80/10/10, optional whole n-gram spans) is seeded by the global batch index, so a
 resumed run sees exactly the batches and masks an uninterrupted run would see. Logits are
 computed only at masked positions (a large saving for small models).
+
+For a fast accelerator, Python-side tokenization is the bottleneck: ``pack_corpus`` (CLI
+``zhtools pretrain --pack FILE.npz``) tokenizes and packs the corpus once into uint16 arrays
+(``train`` and ``heldout``, the same held-out sequences as streaming), and a corpus given as one
+such ``.npz`` is read from memory: each epoch is a seeded permutation of its sequences, batches
+are masked in a background thread.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import queue
 import random
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -198,9 +207,10 @@ class MaskedLMOnly(torch.nn.Module):
 
 
 def mlm_loss(model: torch.nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
-    ids, attn, labels = batch
+    dev = next(model.parameters()).device
+    ids, attn, labels = (t.to(dev, non_blocking=True) for t in batch)
     loss, correct, n = model(ids, attn, labels)
-    return loss, {"acc": float(correct) / max(1, n)}
+    return loss, {"acc": correct / max(1, n)}
 
 
 def evaluate_mlm(
@@ -230,6 +240,10 @@ def make_tokenizer(cfg: PretrainConfig) -> tuple[ZhTokenizer, dict]:
         tok = ZhTokenizer.from_pretrained(cfg.init_from)
         tok.model_max_length = cfg.max_len
         info = {"vocab_size": tok.vocab_size, "from": str(cfg.init_from)}
+    elif is_packed(cfg.corpus):
+        raise ValueError(
+            f"{cfg.corpus[0]} holds token ids: give --init-from (the model it was packed for) or an "
+            "--out folder that holds the tokenizer it was packed with (the --out of --pack)")
     else:
         lines = (ln for ln in itertools.islice(interleave_lines(cfg.corpus), cfg.vocab_lines)
                  if not is_heldout(ln, cfg.heldout_mod))
@@ -243,13 +257,110 @@ def make_tokenizer(cfg: PretrainConfig) -> tuple[ZhTokenizer, dict]:
     return tok, info
 
 
+def is_packed(corpus: Sequence[str]) -> bool:
+    """A corpus given as one ``pack_corpus`` file."""
+    return len(corpus) == 1 and str(corpus[0]).endswith(".npz")
+
+
+def _load_packed(path: str, tok: ZhTokenizer, max_len: int) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    if int(arrays["vocab_size"]) != tok.vocab_size or arrays["train"].shape[1] != max_len:
+        raise ValueError(
+            f"{path} was packed for vocabulary {int(arrays['vocab_size'])} / max_len "
+            f"{arrays['train'].shape[1]}, not {tok.vocab_size} / {max_len}")
+    return arrays
+
+
+def _rows(seqs: list[list[int]], max_len: int, pad_id: int) -> np.ndarray:
+    out = np.full((len(seqs), max_len), pad_id, dtype=np.uint16)
+    for k, s in enumerate(seqs):
+        out[k, : len(s)] = s
+    return out
+
+
+def pack_corpus(cfg: PretrainConfig, dest: str | Path) -> dict[str, int]:
+    """Tokenize and pack ``cfg.corpus`` once into ``dest`` (.npz: uint16 ``train`` and
+    ``heldout`` rows of ``max_len``, pad-filled), in the order streaming would read them."""
+    tok, _ = make_tokenizer(cfg)
+    if tok.vocab_size > np.iinfo(np.uint16).max:
+        raise ValueError(f"vocabulary of {tok.vocab_size} does not fit uint16")
+    held = _rows(heldout_sequences(cfg, tok), cfg.max_len, tok.pad_id)
+    lines = (ln for ln in interleave_lines(cfg.corpus) if not is_heldout(ln, cfg.heldout_mod))
+    blocks, cur = [], []
+    for seq in pack_sequences(lines, tok, cfg.max_len):
+        cur.append(seq)
+        if len(cur) == 65536:
+            blocks.append(_rows(cur, cfg.max_len, tok.pad_id))
+            cur = []
+    blocks.append(_rows(cur, cfg.max_len, tok.pad_id))
+    train = np.concatenate(blocks)
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{dest}.tmp.npz")
+    np.savez_compressed(tmp, train=train, heldout=held, vocab_size=np.int64(tok.vocab_size))
+    tmp.replace(dest)
+    return {"train_sequences": len(train), "train_tokens": int((train != tok.pad_id).sum()),
+            "heldout_sequences": len(held)}
+
+
 def heldout_sequences(cfg: PretrainConfig, tok: ZhTokenizer) -> list[list[int]]:
+    if is_packed(cfg.corpus):
+        held = _load_packed(cfg.corpus[0], tok, cfg.max_len)["heldout"][: cfg.heldout_seqs]
+        return [[int(t) for t in row if t != tok.pad_id] for row in held]
     lines = (ln for ln in interleave_lines(cfg.corpus) if is_heldout(ln, cfg.heldout_mod))
     return list(itertools.islice(pack_sequences(lines, tok, cfg.max_len), cfg.heldout_seqs))
 
 
+def _prefetch(items: Iterator, depth: int = 4) -> Iterator:
+    """Run ``items`` in a background thread, ``depth`` ahead (masking overlaps the GPU step)."""
+    q: queue.Queue = queue.Queue(depth)
+    done = object()
+
+    def work() -> None:
+        try:
+            for x in items:
+                q.put(x)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+        q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (x := q.get()) is not done:
+        if isinstance(x, BaseException):
+            raise x
+        yield x
+
+
+def packed_batches(cfg: PretrainConfig, tok: ZhTokenizer):
+    """``start -> iterator`` over masked batches of a packed corpus, endless like the streaming
+    version (epoch ``e`` is a permutation seeded by ``seed`` and ``e``)."""
+    train = _load_packed(cfg.corpus[0], tok, cfg.max_len)["train"]
+    per = max(1, cfg.batch_tokens // cfg.max_len)
+    n_batches = max(1, len(train) // per)
+
+    def batches(start: int) -> Iterator:
+        def gen() -> Iterator:
+            idx = start
+            while True:
+                epoch, first = divmod(idx, n_batches)
+                perm = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(train))
+                for k in range(first, n_batches):
+                    ids = torch.from_numpy(train[np.sort(perm[k * per : (k + 1) * per])].astype(np.int64))
+                    attn = (ids != tok.pad_id).long()
+                    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + idx)
+                    inputs, labels = mask_tokens(ids, attn, tok, g, cfg.mask_prob, cfg.span_max)
+                    yield inputs, attn, labels
+                    idx += 1
+
+        return _prefetch(gen())
+
+    return batches
+
+
 def train_batches(cfg: PretrainConfig, tok: ZhTokenizer):
     """``start -> iterator`` over masked batches, endless (epochs reshuffle with a new seed)."""
+    if is_packed(cfg.corpus):
+        return packed_batches(cfg, tok)
     per = max(1, cfg.batch_tokens // cfg.max_len)
 
     def gen_epoch(epoch: int) -> Iterator[list[list[int]]]:
@@ -467,4 +578,4 @@ def corpus_files(paths: Sequence[str]) -> list[str]:
 
 
 __all__ = ["PretrainConfig", "pretrain", "grow_from", "layer_map", "corpus_files", "mask_tokens", "MaskedLMOnly",
-           "interleave_lines", "pack_sequences", "iter_lines"]
+           "interleave_lines", "pack_sequences", "iter_lines", "pack_corpus"]
