@@ -10,18 +10,28 @@ import json
 from pathlib import Path
 
 
+def _device(st: dict) -> str:
+    return "GPU" if str(st.get("device", "cpu")).startswith("cuda") else "CPU"
+
+
+def _packed(pc: dict) -> bool:
+    return len(pc["corpus"]) == 1 and str(pc["corpus"][0]).endswith(".npz")
+
+
 def _stage_lines(k: int, st: dict, prev: dict | None) -> list[str]:
     pc = st["config"]
     tok_per_step = pc["max_len"] * max(1, pc["batch_tokens"] // pc["max_len"])
     init = "random initialisation" if not pc.get("init_from") else (
-        f"grown from stage {k - 1} ({prev['config']['layers']} layers, step {prev['steps']:,}) by "
+        f"continued from stage {k - 1} (step {prev['steps']:,})" if prev and prev["config"]["layers"] == pc["layers"]
+        else f"grown from stage {k - 1} ({prev['config']['layers']} layers, step {prev['steps']:,}) by "
         f"`--grow {pc.get('grow', 'stack')}`" if prev else f"`--init-from {pc['init_from']}`")
     return [
         f"- Stage {k}: {pc['layers']} layers, {st['parameters']:,} parameters, {init}; "
         f"{st['steps']:,} optimizer steps of {tok_per_step:,} tokens ({pc['batch_tokens'] // pc['max_len']} x "
         f"{pc['max_len']}): {st['tokens_seen_upper_bound'] / 1e6:.1f}M tokens; peak lr {pc['lr']}, warmup "
         f"{pc['warmup']:g}{' steps' if pc['warmup'] >= 1 else ' of the steps'}, linear decay, data seed {pc['seed']}; wall time {st['wall_seconds_total'] / 60:.1f} min "
-        f"over {st['runs']} invocation(s).",
+        f"over {st['runs']} invocation(s) on {_device(st)}"
+        f"{'; read the corpus packed by `--pack`' if _packed(pc) else ''}.",
     ]
 
 
@@ -36,7 +46,12 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
     pc = info["config"]
     tokens = sum(st["tokens_seen_upper_bound"] for st in stages)
     size = (model_dir / "model.safetensors").stat().st_size
-    files = [Path(p).name for p in pc["corpus"]]
+    # a packed corpus (.npz) names no files: list those of the last stage that streamed text
+    text_cfg = next((st["config"] for st in reversed(stages) if not _packed(st["config"])), pc)
+    files = [Path(p).name for p in text_cfg["corpus"]]
+    devices = [_device(st) for st in stages]
+    where = ("on CPU (no GPU was lent to this task)" if "GPU" not in devices else
+             "on CPU, then on one GPU (stage " + ", ".join(str(k) for k, d in enumerate(devices, 1) if d == "GPU") + ")")
     chars = {}
     if corpus_stats and corpus_stats.exists():
         for line in corpus_stats.read_text().splitlines()[1:]:
@@ -48,7 +63,7 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
         f"# {model_dir.name}",
         "",
         "Small character-level Chinese BERT (masked LM), the embedded default encoder of zhtools,",
-        "pretrained from scratch with `zhtools pretrain` on CPU (no GPU was lent to this task).",
+        f"pretrained from scratch with `zhtools pretrain` {where}.",
         "",
         "## Architecture",
         f"- BertForMaskedLM, {cfg['num_hidden_layers']} layers, hidden {cfg['hidden_size']}, "
@@ -72,7 +87,7 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
         f"wall time {sum(st['wall_seconds_total'] for st in stages) / 60:.1f} min.",
         *[x for k, st in enumerate(stages, 1) for x in _stage_lines(k, st, stages[k - 2] if k > 1 else None)],
         f"- AdamW (betas 0.9/0.98, weight decay {pc['weight_decay']}); masking {pc['mask_prob']:.0%} (80/10/10), "
-        "single tokens; bf16 autocast on CPU; MLM logits only at masked positions.",
+        "single tokens; bf16 autocast; MLM logits only at masked positions.",
         f"- Hardware: {hardware}.",
         "",
         "## Held-out evaluation (masked LM, fixed masking seed, 256 held-out sequences)",
