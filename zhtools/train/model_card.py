@@ -9,13 +9,11 @@ import argparse
 import json
 from pathlib import Path
 
+from zhtools.train.pretrain import is_packed
+
 
 def _device(st: dict) -> str:
     return "GPU" if str(st.get("device", "cpu")).startswith("cuda") else "CPU"
-
-
-def _packed(pc: dict) -> bool:
-    return len(pc["corpus"]) == 1 and str(pc["corpus"][0]).endswith(".npz")
 
 
 def _stage_lines(k: int, st: dict, prev: dict | None) -> list[str]:
@@ -31,7 +29,7 @@ def _stage_lines(k: int, st: dict, prev: dict | None) -> list[str]:
         f"{pc['max_len']}): {st['tokens_seen_upper_bound'] / 1e6:.1f}M tokens; peak lr {pc['lr']}, warmup "
         f"{pc['warmup']:g}{' steps' if pc['warmup'] >= 1 else ' of the steps'}, linear decay, data seed {pc['seed']}; wall time {st['wall_seconds_total'] / 60:.1f} min "
         f"over {st['runs']} invocation(s) on {_device(st)}"
-        f"{'; read the corpus packed by `--pack`' if _packed(pc) else ''}.",
+        f"{'; read the corpus packed by `--pack`' if is_packed(pc['corpus']) else ''}.",
     ]
 
 
@@ -47,7 +45,7 @@ def write_card(model_dir: Path, corpus_stats: Path | None, commands: str, hardwa
     tokens = sum(st["tokens_seen_upper_bound"] for st in stages)
     size = (model_dir / "model.safetensors").stat().st_size
     # a packed corpus (.npz) names no files: list those of the last stage that streamed text
-    text_cfg = next((st["config"] for st in reversed(stages) if not _packed(st["config"])), pc)
+    text_cfg = next((st["config"] for st in reversed(stages) if not is_packed(st["config"]["corpus"])), pc)
     files = [Path(p).name for p in text_cfg["corpus"]]
     devices = [_device(st) for st in stages]
     where = ("on CPU (no GPU was lent to this task)" if "GPU" not in devices else

@@ -262,14 +262,15 @@ def is_packed(corpus: Sequence[str]) -> bool:
     return len(corpus) == 1 and str(corpus[0]).endswith(".npz")
 
 
-def _load_packed(path: str, tok: ZhTokenizer, max_len: int) -> dict[str, np.ndarray]:
+def _load_packed(path: str, tok: ZhTokenizer, max_len: int, key: str) -> np.ndarray:
+    """The ``key`` rows (``train`` or ``heldout``) of a packed corpus; only that member is read."""
     with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    if int(arrays["vocab_size"]) != tok.vocab_size or arrays["train"].shape[1] != max_len:
+        rows, vocab = z[key], int(z["vocab_size"])
+    if vocab != tok.vocab_size or rows.shape[1] != max_len:
         raise ValueError(
-            f"{path} was packed for vocabulary {int(arrays['vocab_size'])} / max_len "
-            f"{arrays['train'].shape[1]}, not {tok.vocab_size} / {max_len}")
-    return arrays
+            f"{path} was packed for vocabulary {vocab} / max_len {rows.shape[1]}, "
+            f"not {tok.vocab_size} / {max_len}")
+    return rows
 
 
 def _rows(seqs: list[list[int]], max_len: int, pad_id: int) -> np.ndarray:
@@ -305,7 +306,7 @@ def pack_corpus(cfg: PretrainConfig, dest: str | Path) -> dict[str, int]:
 
 def heldout_sequences(cfg: PretrainConfig, tok: ZhTokenizer) -> list[list[int]]:
     if is_packed(cfg.corpus):
-        held = _load_packed(cfg.corpus[0], tok, cfg.max_len)["heldout"][: cfg.heldout_seqs]
+        held = _load_packed(cfg.corpus[0], tok, cfg.max_len, "heldout")[: cfg.heldout_seqs]
         return [[int(t) for t in row if t != tok.pad_id] for row in held]
     lines = (ln for ln in interleave_lines(cfg.corpus) if is_heldout(ln, cfg.heldout_mod))
     return list(itertools.islice(pack_sequences(lines, tok, cfg.max_len), cfg.heldout_seqs))
@@ -334,7 +335,7 @@ def _prefetch(items: Iterator, depth: int = 4) -> Iterator:
 def packed_batches(cfg: PretrainConfig, tok: ZhTokenizer):
     """``start -> iterator`` over masked batches of a packed corpus, endless like the streaming
     version (epoch ``e`` is a permutation seeded by ``seed`` and ``e``)."""
-    train = _load_packed(cfg.corpus[0], tok, cfg.max_len)["train"]
+    train = _load_packed(cfg.corpus[0], tok, cfg.max_len, "train")
     per = max(1, cfg.batch_tokens // cfg.max_len)
     n_batches = max(1, len(train) // per)
 
