@@ -110,20 +110,21 @@ def main() -> None:
     rules = [("otsu", ("impact",)), ("otsu", ("pmi",)), ("otsu", ("entropy",)), ("otsu", ("pmi", "entropy")),
              ("otsu", ("impact", "pmi")), ("otsu", ("impact", "entropy")), ("otsu", ("impact", "pmi", "entropy")),
              ("dp", ("impact",)), ("dp", ("impact", "pmi", "entropy")), ("threshold", ("impact",))]
-    tagged = "tagger" in Segmenter(args.model).signals  # the default rule: shipped encoder + shipped tagger
+    tagged = "tagger" in Segmenter(args.model).impact_signals  # shipped encoder + shipped tagger
     if tagged:  # the shipped tagger (distilled from this encoder's segmenter) as a further signal
         rules += [("otsu", ("tagger",)), ("otsu", ("impact", "tagger")), ("otsu", ("impact", "pmi", "tagger")),
                   ("otsu", ("pmi", "entropy", "tagger")), ("otsu", ("impact", "entropy", "tagger")),
                   ("otsu", ("impact", "pmi", "entropy", "tagger")), ("dp", ("impact", "pmi", "entropy", "tagger"))]
     if not args.random_only:
-        default = ("otsu", ("impact", "pmi", "entropy", "tagger") if tagged else ("impact", "pmi", "entropy"))
+        # the impact segmenter's full combination (the default before session 16; now the teacher)
+        full = ("otsu", ("impact", "pmi", "entropy", "tagger") if tagged else ("impact", "pmi", "entropy"))
         fp32 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, rules,
-                         tagger=tagged)[default]
+                         tagger=tagged)[full]
         # the same model under bf16 autocast (Segmenter(bf16=True), zhtools segment --bf16)
-        bf_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi", "entropy")), default]
+        bf_rules = [("otsu", ("impact",)), ("otsu", ("impact", "pmi", "entropy")), full]
         bf16 = run_model(Path(args.model).name, args.model, texts, gold, words, rows, list(dict.fromkeys(bf_rules)),
-                         bf16=True, tagger=tagged)[default]
-        fp32_row = next(r for r in rows if r.get("signals") == "+".join(default[1]) and r.get("dtype") == "fp32")
+                         bf16=True, tagger=tagged)[full]
+        fp32_row = next(r for r in rows if r.get("signals") == "+".join(full[1]) and r.get("dtype") == "fp32")
         speedup = rows[-1]["chars_per_s"] / fp32_row["chars_per_s"]
         same_lines = sum(x == y for x, y in zip(fp32, bf16)) / len(texts)
         print(f"bf16 vs fp32: {speedup:.2f}x chars/s, identical segmentation on {same_lines:.1%} of lines", flush=True)
@@ -143,8 +144,11 @@ def main() -> None:
           "Signals: impact = log adjacent impact (encoder), pmi = bigram PMI from public-domain laws + "
           "CC BY-SA Wikipedia counts (no encoder); entropy = branching entropy of the 2- and 3-grams beside "
           "the gap, from the same counts (four z-scored columns, no encoder); tagger = log-odds of the shipped self-trained tagger "
-          "(trained on the default segmenter's output over raw text, no gold); combined = sum of z-scores "
-          "(default: impact+pmi+entropy+tagger when the shipped tagger exists; before session 14 impact+pmi+tagger). Impacts read at the encoder's "
+          "(trained on the impact segmenter's output over raw text, no gold); combined = sum of z-scores. "
+          "Default (zhtools.segment): the tagger alone (otsu) with the shipped encoder since session 16 "
+          "(before: impact+pmi+entropy+tagger; before session 14 impact+pmi+tagger), impact+pmi+entropy "
+          "with other encoders. Every zhtools row cuts a leading Hanzi numeral off a following measure word "
+          "(split_measure, since session 16). Impacts read at the encoder's "
           "own probe layer (auto, default: the shipped encoder names one in its config, other encoders use the middle layer) or the last layer (rows say which; the resolved hidden-state index in brackets, -1 = last). Rules: otsu = label-free "
           "Otsu threshold fitted on data/samples/calibration.txt; dp = same + word-length DP (max 6); "
           "threshold = reference fixed threshold 8 on raw impacts. chars_per_s = impact (+ tagger) computation. "

@@ -1,9 +1,9 @@
 """Segmentation on a second standard and domain: UD Chinese GSDSimp test words (issue 3).
 
 PKU (People's Daily news) is the issue's benchmark; UD GSD (Wikipedia, CTB-like word standard)
-checks that the label-free choices generalise. Same sentences, one run: the default segmenter's
-signal combinations (impact + PMI, + tagger), the shipped tagger alone, jieba, every character a
-word. Scored as SIGHAN does (word spans); no OOV split (GSD has no training word list here).
+checks that the label-free choices generalise. Same sentences, one run: the impact segmenter's
+signal combinations (impact + PMI + entropy, + tagger; ``tagger`` alone is the default since
+session 16), the shipped tagger alone at probability 0.5, jieba, every character a word. Scored as SIGHAN does (word spans); no OOV split (GSD has no training word list here).
     python benchmarks/bench_segment_ud.py [--bf16] [--split test] [--treebank gsdsimp|gsd]
 
 ``--treebank gsd`` scores the same sentences in their original traditional script (UD GSD), where
@@ -54,7 +54,7 @@ def main() -> None:
     t = time.perf_counter()
     add("jieba 0.42 (HMM)", "-", [jieba.lcut(x) for x in texts], time.perf_counter() - t)
     add("every character a word", "-", [list(x) for x in texts], None)
-    seg = Segmenter(bf16=args.bf16)  # the shipped default: impact + PMI + entropy + tagger
+    seg = Segmenter(bf16=args.bf16, signals=Segmenter().impact_signals)  # impact + PMI + entropy + tagger
     seg.ensure_calibrated()
     t = time.perf_counter()
     coh = [c for k in range(0, len(texts), 64) for c in seg.cohesion(texts[k : k + 64])]
@@ -64,18 +64,20 @@ def main() -> None:
         if set(sig) <= set(seg.signals):
             pred = [w for k in range(0, len(texts), 64)
                     for w in seg.segment_with(texts[k : k + 64], coh[k : k + 64], "otsu", sig)]
-            add("zhtools segmenter (otsu)", "+".join(sig), pred, dt if "impact" in sig else None)
+            label = "zhtools default (otsu)" if sig == tuple(Segmenter().signals) else "zhtools segmenter (otsu)"
+            add(label, "+".join(sig), pred, dt if "impact" in sig else None)
     tg = Tagger()
     tg.segment_many(texts[:16])
     t = time.perf_counter()
-    add("zhtools tagger alone", "-", tg.segment_many(texts), time.perf_counter() - t)
+    add("zhtools tagger alone (p >= 0.5)", "-", tg.segment_many(texts), time.perf_counter() - t)
     name = args.name or f"segment_ud_{args.split}" + ("_gsd" if tb == "gsd" else "")
     script = "GSD, traditional script" if tb == "gsd" else "GSDSimp"
     write(name, {"sentences": len(gold), "bf16": args.bf16, "treebank": tb}, rows,
           f"UD Chinese {script} {args.split} ({len(gold)} sentences, Wikipedia, CTB-like word standard; "
           "a different domain and standard from PKU, used only to score). Word-span P/R/F1. Segmenter rows "
           f"share one impact pass ({'bf16 autocast' if args.bf16 else 'fp32'}); the Otsu thresholds come from "
-          "the shipped calibration (unlabelled sample). chars_per_s: impact pass or tagger pass.")
+          "the shipped calibration (unlabelled sample). chars_per_s: impact pass or tagger pass. Numeral + "
+          "measure word cut (split_measure) in every zhtools row since session 16.")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Self-trained fast tagger vs the default impact segmenter (PKU test).
+"""Self-trained fast tagger vs the impact segmenter it was distilled from (PKU test).
 
-Same run: the shipped default segmenter (impact + PMI + entropy + the shipped tagger), the tagger
-alone (``zhtools segment --fast``) and the tagger + PMI + entropy (no impact pass) on the first
+Same run: the impact segmenter (impact + PMI + entropy + the shipped tagger, the default before
+session 16), the tagger alone (``zhtools segment --fast``) and the tagger + PMI + entropy (no impact pass) on the first
 --lines PKU test lines (F1 and chars/s side by side), then the tagger, the tagger + n-gram signals
 and jieba on the whole test file.
     python benchmarks/bench_tagger.py --tagger runs/tagger/best [--lines 500]
@@ -50,7 +50,7 @@ def main() -> None:
         print(rows[-1], flush=True)
 
     tagger = Tagger(args.tagger)
-    teacher = Segmenter()  # the shipped default segmenter (impact + PMI + entropy + the shipped tagger)
+    teacher = Segmenter(signals=Segmenter().impact_signals)  # impact + PMI + entropy + the shipped tagger
     fast = Segmenter(signals=("pmi", "entropy", "tagger"), tagger=args.tagger)  # no impact pass
     info = json.loads((Path(tagger.path) / "tagger.json").read_text(encoding="utf-8"))
     steps = info.get("teacher_encoder_steps")
@@ -58,7 +58,7 @@ def main() -> None:
     jieba.initialize()
     sub = gold_all[: args.lines]
     scope = f"first {len(sub)}"
-    run(f"zhtools default segmenter ({'+'.join(teacher.signals)})", teacher.segment_many, sub, scope)
+    run(f"zhtools impact segmenter ({'+'.join(teacher.signals)})", teacher.segment_many, sub, scope)
     run("zhtools tagger (self-trained)", tagger.segment_many, sub, scope)
     run("zhtools tagger+pmi+entropy (no impacts)", fast.segment_many, sub, scope)
     run("jieba", lambda ts: [jieba.lcut(t) for t in ts], sub, scope)
@@ -71,7 +71,7 @@ def main() -> None:
     write(args.name, {"tagger": tagger.path, "speedup_vs_teacher": speed, "ngram_tagger_speedup_vs_default": speed_fast}, rows,
           f"SIGHAN 2005 PKU test; tagger = {tagger.path} ({layers} layers, trained on "
           f"{info.get('train_sentences', '?')} raw sentences pseudo-labelled by the impact segmenter "
-          f"({trained} at training time; no gold labels). Tagger speed-up over the shipped default "
+          f"({trained} at training time; no gold labels). Tagger speed-up over the impact "
           f"segmenter (same lines, same run): {speed:.1f}x; tagger + PMI + entropy: {speed_fast:.1f}x.")
 
 

@@ -54,6 +54,29 @@ def test_presplit_urls_scripts() -> None:
     assert [k for _s, _e, k in presplit("3×4÷2")] == ["num", "other", "num", "other", "num"]
 
 
+def test_numeral_is_cut_off_a_following_measure_word() -> None:
+    """Numeral + classifier convention (PKU, CTB, UD): only a word that starts with the numeral
+    and continues with a listed measure word is cut; years, ordinals alone and lexicalised words
+    that merely contain a numeral are left whole, in simplified and traditional script."""
+    from zhtools.segment.segmenter import split_measure
+    from zhtools.segment.tagger import words_from_margins
+
+    cut = {"一种": ["一", "种"], "两个": ["两", "个"], "三年": ["三", "年"], "五十年": ["五十", "年"],
+           "一百零五个": ["一百零五", "个"], "第一次": ["第一", "次"], "几年": ["几", "年"],
+           "三十多个": ["三十多", "个"], "本书": ["本书"], "兩個": ["兩", "個"], "幾項": ["幾", "項"]}
+    kept = ["一九九八年", "二○○一年", "进一步", "一些", "一起", "十分", "第一", "零件", "十二月", "万一",
+            "千万", "千米", "多少", "几乎", "一", "中国"]
+    for w, parts in cut.items():
+        assert split_measure(w) == parts, w
+    for w in kept:
+        assert split_measure(w) == [w], w
+    # the cut applies to the model's words: a Hanzi run joined whole by its margins
+    text = "三本书，这是第一次。"
+    join_all = {k: 1.0 for k in range(1, len(text))}
+    assert words_from_margins(text, join_all) == ["三", "本书", "，", "这是第一次", "。"]
+    assert words_from_margins(text, join_all, measure=False) == ["三本书", "，", "这是第一次", "。"]
+
+
 def test_words_keep_grapheme_clusters() -> None:
     family, flag, thumb = "👨\u200d👩\u200d👧", "🇨🇳", "👍🏽"
     text = f"我们{family}去{flag}看{thumb}！e\u0301和葛\U000e0100城\u2764\ufe0f"

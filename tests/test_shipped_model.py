@@ -88,6 +88,23 @@ def test_default_segment_is_lossless_on_real_text() -> None:
     assert "2024年" in words and "5.2%" in words and "😀" in words
 
 
+def test_default_segment_cuts_numerals_off_measure_words() -> None:
+    """No word of the default segmenter or the fast tagger starts with a numeral + measure word
+    (a rule on top of the model's words); with ``measure=False`` the model's own words remain."""
+    from zhtools.segment import Segmenter
+    from zhtools.segment.segmenter import split_measure
+    from zhtools.segment.tagger import Tagger
+
+    texts = ["他买了三本书和两个苹果，这是第一次。", "一年以后，我们又进行了一项调查，发现了几种新药。",
+             "兩個學生參加了這次比賽。"]
+    for seg in (Segmenter(), Tagger()):
+        for text, words in zip(texts, seg.segment_many(texts)):
+            assert "".join(words) == text
+            assert all(split_measure(w) == [w] for w in words), words
+    raw = [w for ws in Tagger(measure=False).segment_many(texts) for w in ws]
+    assert any(split_measure(w) != [w] for w in raw)  # the rule had something to do
+
+
 def test_traditional_text_segments_like_its_simplified_form() -> None:
     """The shipped models were built from simplified text; traditional characters reach them as
     their simplified variants (zhtools.text.variants), so a traditional sentence gets the same

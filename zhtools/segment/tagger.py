@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from zhtools.models.loader import default_model_path
-from zhtools.segment.segmenter import merge_graphemes, presplit
+from zhtools.segment.segmenter import merge_graphemes, presplit, split_measure
 from zhtools.text.batching import Batch, epoch_stream, map_batched, pad
 from zhtools.text.tokenizer import ZhTokenizer, iter_lines, split_sentences
 
@@ -68,16 +68,18 @@ _LOAD_LOCK = threading.Lock()
 
 class Tagger:
     """A trained tagger folder: ``Tagger(DIR).segment_many(texts)``; lossless, picklable.
-    ``Tagger()`` loads the shipped ``data/models/zhtools-tagger-small``."""
+    ``Tagger()`` loads the shipped ``data/models/zhtools-tagger-small``. ``measure``: as in
+    :class:`~zhtools.segment.Segmenter` (numeral cut off a following measure word)."""
 
     def __init__(self, path: str | os.PathLike | None = None, device: str | None = None,
-                 threshold: float = 0.5, budget: int = 8192) -> None:
+                 threshold: float = 0.5, budget: int = 8192, measure: bool = True) -> None:
         if path is None:
             path = default_model_path(SHIPPED_TAGGER)
         self.path = str(path)
         self.device = device
         self.threshold = threshold
         self.budget = budget
+        self.measure = measure
         self._loaded = None
 
     def __getstate__(self) -> dict:
@@ -124,7 +126,7 @@ class Tagger:
         for t, pr in zip(texts, self.start_probs(texts)):
             p = dict(pr)  # a word starts where P >= threshold (and wherever no token was scored)
             out.append(words_from_margins(t, {k: -1.0 if p.get(k, 1.0) >= self.threshold else 1.0
-                                              for k in _han_inner(t)}))
+                                              for k in _han_inner(t)}, self.measure))
         return out
 
     def segment(self, text: str) -> list[str]:
@@ -175,12 +177,14 @@ def sample_sentences(files: Sequence[str], n: int, max_chars: int, seed: int = 0
 
 
 class _TeacherLabeller:
-    """Words and join margins from the impact + PMI segmenter."""
+    """Words and join margins from the impact segmenter (impact + PMI + entropy, + the shipped
+    tagger with the shipped encoder: :attr:`Segmenter.impact_signals`)."""
 
     def __init__(self, model: str | None, bf16: bool) -> None:
         from zhtools.segment import Segmenter
 
-        self.seg = Segmenter(model, bf16=bf16)  # rule "otsu": join iff margin >= 0
+        full = Segmenter(model).impact_signals
+        self.seg = Segmenter(model, bf16=bf16, signals=full)  # rule "otsu": join iff margin >= 0
 
     def __call__(self, texts: list[str]) -> list[tuple[list[str], dict[int, float]]]:
         # one pass over the signals: under the otsu rule the words are the margins' >= 0 joins
@@ -224,19 +228,21 @@ def _read_pseudo(path: Path) -> list[tuple[str, list[str], dict[int, float]]]:
     return rows
 
 
-def words_from_margins(text: str, margins: dict[int, float]) -> list[str]:
-    """Lossless words: deterministic pre-split runs, Hanzi runs cut where the join margin is < 0."""
+def words_from_margins(text: str, margins: dict[int, float], measure: bool = True) -> list[str]:
+    """Lossless words: deterministic pre-split runs, Hanzi runs cut where the join margin is < 0
+    (and, with ``measure``, after a leading numeral before a measure word: :func:`split_measure`)."""
     words: list[str] = []
     for s, e, kind in presplit(text):
         if kind != "han":
             words.append(text[s:e])
             continue
-        cut = s
+        cut, run = s, []
         for k in range(s + 1, e):
             if margins.get(k, 0.0) < 0:
-                words.append(text[cut:k])
+                run.append(text[cut:k])
                 cut = k
-        words.append(text[cut:e])
+        run.append(text[cut:e])
+        words.extend([p for w in run for p in split_measure(w)] if measure else run)
     return merge_graphemes(text, words)
 
 
@@ -364,7 +370,7 @@ def train_tagger(cfg: TaggerConfig, resume: bool = False) -> dict[str, Any]:
     else:
         from zhtools.segment import Segmenter
 
-        info["labelled_by"] = "segmenter signals " + "+".join(Segmenter(cfg.teacher).signals)
+        info["labelled_by"] = "segmenter signals " + "+".join(Segmenter(cfg.teacher).impact_signals)
     teacher_info = (Path(cfg.teacher) if cfg.teacher else default_model_path()) / "pretrain_info.json"
     if teacher_info.exists():  # which encoder checkpoint produced the pseudo-labels
         info["teacher_encoder_steps"] = json.loads(teacher_info.read_text(encoding="utf-8")).get("steps")
