@@ -207,3 +207,53 @@ def test_eval_dep_and_const_run_zhtools(tmp_path, model_dir) -> None:
         assert 0 <= _json.loads(r.stdout)["f1"] <= 1
     r = _run(["eval", "dep", "--gold", str(gold), "--model", str(tmp_path / "missing"), "--json"])
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_verb_root_scores_skip_punctuation() -> None:
+    from zhtools.parse.verbs import is_punctuation, verb_root_scores
+
+    assert is_punctuation("。") and is_punctuation("《》") and not is_punctuation("北京") and not is_punctuation("")
+    r = verb_root_scores(["北京", "。", "好"], np.array([0.1, 5.0, 0.2]))
+    assert list(r) == [-1e9, -1e9, 0.0]  # the punctuation mark scores highest but cannot be root
+    r = verb_root_scores(["。", "！"], np.array([0.0, 1.0]))
+    assert list(r) == [-1e9, 0.0]  # punctuation only: any word may be root
+
+
+def test_verb_probe_root_with_an_mlm_head(tmp_path: Path) -> None:
+    """An encoder saved with its masked-LM head gets the verb-probe root rule: the root is the
+    most verb-like non-punctuation word by ``ParseResult.verb``; long sentences (cropped copies),
+    one-word and punctuation-only input parse without error; redecoding reuses the scores."""
+    import torch
+    from helpers import tiny_tokenizer
+    from transformers import BertConfig, BertForMaskedLM
+
+    from zhtools.models import save_model
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    m = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
+    folder = save_model(m, tok, tmp_path / "mlm")
+    p = Parser(str(folder))
+    assert p._uses_verbs()
+    given = [["北京", "是", "中国", "的", "首都", "。"], LONG_WORDS, ["好"], ["。", "！"]]
+    res = p.parse_many([None] * len(given), given)
+    for r in res:
+        _check_tree(r.heads, projective=True)
+    for r in (res[0], res[1]):
+        assert r.verb is not None and r.verb.shape == (len(r.words),) and np.isfinite(r.verb).all()
+        content = [k for k, w in enumerate(r.words) if w not in "。！"]
+        assert r.heads.index(0) == max(content, key=lambda k: r.verb[k])
+    assert res[2].heads == [0]
+    assert p.redecode(res[0]).heads == res[0].heads
+    old = Parser(str(folder), root_rule="out-impact")
+    assert not old._uses_verbs() and old.redecode(res[0]).verb is None
+
+
+def test_verb_probe_falls_back_without_an_mlm_head(parser, model_dir) -> None:
+    """A bare encoder (no masked-LM head in its checkpoint) parses with the out-impact root."""
+    words = ["北京", "是", "中国", "的", "首都", "。"]
+    assert parser.root_rule == "verb-probe" and not parser._uses_verbs()
+    r = parser.parse(words=words)
+    assert r.verb is None
+    assert r.heads == Parser(model_dir, root_rule="out-impact", segmenter=parser.segmenter).parse(words=words).heads

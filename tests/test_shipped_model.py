@@ -220,3 +220,14 @@ def test_fast_cli_runs_the_shipped_tagger(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "zhtools", "segment", str(inp), "--fast", "--rule", "threshold"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--fast" in r.stderr
+
+
+def test_shipped_encoder_finds_the_verb_as_root() -> None:
+    """The verb-probe root rule on the shipped encoder's own MLM head picks the main verb of
+    simple sentences (given words)."""
+    from zhtools.parse import Parser
+
+    given = [["他", "昨天", "买", "了", "一", "本", "书", "。"], ["我们", "明天", "去", "北京", "参观", "博物馆", "。"],
+             ["这", "座", "城市", "有", "很多", "公园", "。"], ["中国", "的", "首都", "是", "北京", "。"]]
+    res = Parser().parse_many([None] * len(given), given)
+    assert [r.words[r.heads.index(0)] for r in res] == ["买", "去", "有", "是"]

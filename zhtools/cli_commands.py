@@ -291,6 +291,10 @@ def _parse(sub) -> None:
     p.add_argument("--kind", default="dependency", choices=["dependency", "constituency"])
     p.add_argument("--decoder", default="eisner", choices=["eisner", "mst"],
                    help="dependency decoder: eisner (projective) or mst (non-projective)")
+    p.add_argument("--root", default="verb-probe",
+                   choices=["verb-probe", "out-impact", "in-impact", "uniform"],
+                   help="root rule for dependencies: verb-probe = the most verb-like word by the "
+                        "encoder's own masked-LM head (out-impact without one)")
     p.add_argument("--layer", type=layer_arg, default="auto",
                    help="encoder layer whose impacts are read: auto (the model's own probe layer, else middle), middle, last, or a number")
     p.add_argument("--format", default=argparse.SUPPRESS, choices=["conllu", "brackets", "json"],
@@ -320,7 +324,7 @@ def _run_parse(args) -> int:
     fmt = getattr(args, "format", None) or ("conllu" if args.kind == "dependency" else "brackets")
     if fmt == "conllu" and args.kind != "dependency":
         args._parse_parser.error("--format conllu needs --kind dependency")
-    parser = Parser(args.model, kind=args.kind, decoder=args.decoder, layer=args.layer)
+    parser = Parser(args.model, kind=args.kind, decoder=args.decoder, layer=args.layer, root_rule=args.root)
 
     def process(batch: list[tuple[int, str]]) -> list[str]:
         texts = [t for _n, t in batch]

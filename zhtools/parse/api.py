@@ -5,7 +5,10 @@ given words), computes the full word-level impact matrix ``F`` with the
 :class:`~zhtools.probe.engine.ImpactEngine` (one call per chunk of sentences, so perturbed
 copies of many sentences share forward batches) and decodes it:
 
-* ``kind="dependency"``: ``root = choose_root_scores(F, root_rule)``,
+* ``kind="dependency"``: root scores from ``root_rule`` (default ``"verb-probe"``: the most
+  verb-like non-punctuation word by the encoder's own masked-LM head, :mod:`zhtools.parse.verbs`;
+  an encoder saved without an MLM head falls back to ``"out-impact"``; or
+  ``choose_root_scores(F, root_rule)``),
   ``S = scores_from_impact(F, root, normalize)``, heads = ``eisner(S)`` (projective) or
   ``mst(S)`` (non-projective), always single-rooted.
 * ``kind="constituency"``: ``mart(distance_from_impact(F))``, a binary tree over the words.
@@ -48,13 +51,15 @@ from zhtools.parse.decoders import (
 if TYPE_CHECKING:  # pragma: no cover
     import nltk
 
+    from zhtools.models.loader import LoadedEncoder
     from zhtools.probe.engine import ImpactEngine
     from zhtools.segment import Segmenter
 
-__all__ = ["DECODERS", "KINDS", "ParseResult", "Parser"]
+__all__ = ["DECODERS", "KINDS", "PARSER_ROOT_RULES", "ParseResult", "Parser"]
 
 KINDS = ("dependency", "constituency")
 DECODERS = ("eisner", "mst")
+PARSER_ROOT_RULES = ("verb-probe", *ROOT_RULES)
 _WS = re.compile(r"\s+")
 
 
@@ -80,7 +85,8 @@ class ParseResult:
     root; ``tree`` (constituency only) is the decoders' nested-tuple tree of 0-based word
     indices (``None`` when there are no words); ``matrix`` is the word-level impact matrix
     (``matrix[i, j]`` = impact of word ``j`` on word ``i``); ``uncovered`` counts word pairs
-    that never shared an encoder window (impact 0).
+    that never shared an encoder window (impact 0); ``verb`` the per-word verb scores of the
+    ``"verb-probe"`` root rule (None when it was not used).
     """
 
     text: str
@@ -90,6 +96,7 @@ class ParseResult:
     tree: Tree | None = None
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     uncovered: int = 0
+    verb: np.ndarray | None = field(default=None, repr=False)
 
     def _need_dependency(self, what: str) -> list[int]:
         if self.kind != "dependency" or self.heads is None:
@@ -196,9 +203,11 @@ class Parser:
     """Reusable, picklable unsupervised parser.
 
     ``model``: None (shipped default), HF name or folder. ``kind``: dependency | constituency.
-    ``decoder`` (dependency): eisner (projective) | mst (non-projective). ``normalize`` and
-    ``root_rule``: see :func:`~zhtools.parse.decoders.scores_from_impact` and
-    :func:`~zhtools.parse.decoders.choose_root_scores`. ``layer``: encoder layer read
+    ``decoder`` (dependency): eisner (projective) | mst (non-projective). ``normalize``: see
+    :func:`~zhtools.parse.decoders.scores_from_impact`. ``root_rule``: ``"verb-probe"``
+    (default: the most verb-like non-punctuation word, asked of the encoder's own masked-LM
+    head, :mod:`zhtools.parse.verbs`; ``"out-impact"`` for an encoder saved without that head) or
+    one of :func:`~zhtools.parse.decoders.choose_root_scores`'s impact-only rules. ``layer``: encoder layer read
     (``"auto"``, default, = the model's own probe layer from its config, else ``"middle"`` = layer
     ``max(1, L // 2)`` of an L-layer encoder; -1 = last; or an index); only the first layers run.
     For the shipped 8-layer encoder, UD GSDSimp *dev* (150 sentences, Eisner UAS by layer 1-4:
@@ -217,14 +226,14 @@ class Parser:
         kind: str = "dependency",
         decoder: str = "eisner",
         normalize: str = "row-softmax",
-        root_rule: str = "out-impact",
+        root_rule: str = "verb-probe",
         layer: int | str = "auto",
         budget: int = 8192,
         segmenter: Segmenter | None = None,
         bf16: bool = False,
     ) -> None:
         checks = (("kind", kind, KINDS), ("decoder", decoder, DECODERS),
-                  ("normalize", normalize, NORMALIZATIONS), ("root_rule", root_rule, ROOT_RULES))
+                  ("normalize", normalize, NORMALIZATIONS), ("root_rule", root_rule, PARSER_ROOT_RULES))
         for name, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -242,11 +251,13 @@ class Parser:
         self.bf16 = bf16
         self.segmenter = segmenter
         self._engine: ImpactEngine | None = None
+        self._mlm: LoadedEncoder | None = None
 
     # pickling: drop the loaded model, reload lazily
     def __getstate__(self) -> dict:
         st = dict(self.__dict__)
         st["_engine"] = None
+        st["_mlm"] = None
         return st
 
     @property
@@ -290,7 +301,10 @@ class Parser:
         """Decode the impact matrix of an earlier result (same words) with this parser's kind,
         decoder and root/normalisation rules, without recomputing impacts. The matrix must come
         from the same encoder and layer for the result to equal a fresh parse."""
-        return self._decode(res.text, res.words, res.matrix, res.uncovered)
+        verb = None
+        if self._uses_verbs() and len(res.words) > 1:
+            verb = res.verb if res.verb is not None else self._verb_scores([res.words])[0]
+        return self._decode(res.text, res.words, res.matrix, res.uncovered, verb)
 
     # ------------------------------------------------------------------ internals
     def _resolve_words(self, texts: list[str | None], given: list[Sequence[str] | None]
@@ -341,20 +355,48 @@ class Parser:
         if units:
             for i, r in zip(todo, self.engine.full(units)):
                 mats[i] = (r.matrix, r.uncovered)
+        verbs: dict[int, np.ndarray] = {}
+        if todo and self._uses_verbs():
+            verbs = dict(zip(todo, self._verb_scores([kept[i] for i in todo])))
         results = []
         for i, (text, ws) in enumerate(zip(full, kept)):
             F, unc = mats.get(i, (np.zeros((len(ws), len(ws))), 0))
-            results.append(self._decode(text, ws, F, unc))
+            results.append(self._decode(text, ws, F, unc, verbs.get(i)))
         return results
 
-    def _decode(self, text: str, words: list[str], F: np.ndarray, uncovered: int) -> ParseResult:
+    def _uses_verbs(self) -> bool:
+        """The verb-probe root rule applies: dependency parsing with an encoder whose checkpoint
+        has a masked-LM head (its config names a ``...ForMaskedLM`` / ``...ForPreTraining``
+        architecture); otherwise the rule falls back to ``out-impact``."""
+        if self.kind != "dependency" or self.root_rule != "verb-probe":
+            return False
+        archs = getattr(self.engine.enc.model.config, "architectures", None) or []
+        return any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs)
+
+    def _verb_scores(self, sentences: list[list[str]]) -> list[np.ndarray]:
+        from zhtools.models.loader import cached_encoder
+        from zhtools.parse.verbs import verb_scores
+
+        if self._mlm is None:
+            self._mlm = cached_encoder(self.model, head="mlm")
+        return verb_scores(self._mlm, sentences, self.budget)
+
+    def _decode(self, text: str, words: list[str], F: np.ndarray, uncovered: int,
+                verb: np.ndarray | None = None) -> ParseResult:
         n = len(words)
-        res = ParseResult(text, words, self.kind, matrix=F, uncovered=uncovered)
+        res = ParseResult(text, words, self.kind, matrix=F, uncovered=uncovered, verb=verb)
         if self.kind == "dependency":
             if n <= 1:
                 res.heads = [0] * n
             else:
-                S = scores_from_impact(F, choose_root_scores(F, self.root_rule), self.normalize)
+                if verb is not None:
+                    from zhtools.parse.verbs import verb_root_scores
+
+                    root = verb_root_scores(words, verb)
+                else:  # out-impact also stands in for verb-probe without an MLM head
+                    rule = "out-impact" if self.root_rule == "verb-probe" else self.root_rule
+                    root = choose_root_scores(F, rule)
+                S = scores_from_impact(F, root, self.normalize)
                 res.heads = [int(h) for h in (eisner if self.decoder == "eisner" else mst)(S)]
         elif n:
             res.tree = mart(distance_from_impact(F))
