@@ -235,8 +235,9 @@ def _segment(sub) -> None:
                    help="use the shipped self-trained tagger alone at probability 0.5 (the default "
                         "uses it too, at the calibrated Otsu threshold; same words on almost all lines)")
     p.add_argument("--bf16", action="store_true",
-                   help="bf16 autocast of the encoder on CPU (default exact fp32): ~3x faster on "
-                        "CPUs with native bf16 (AVX512-BF16/AMX), nearly identical words")
+                   help="bf16 autocast of the encoder(s) on CPU (default exact fp32); on CPUs with "
+                        "native bf16 (AVX512-BF16/AMX) the default tagger runs ~2.4x and the impact "
+                        "segmenter ~1.8x faster, with identical words on ~99%% of lines")
     p.set_defaults(func=_run_segment, _segment_parser=p)
 
 
@@ -247,7 +248,7 @@ def _run_segment(args) -> int:
     if args.tagger or args.fast:
         if args.model or args.rule != "otsu" or args.signals:
             args._segment_parser.error("--fast / --tagger run a tagger alone: drop --model / --rule / --signals")
-        seg = Tagger(args.tagger, measure=not args.no_measure)
+        seg = Tagger(args.tagger, measure=not args.no_measure, bf16=args.bf16)
     else:
         signals = [x.strip() for x in args.signals.split(",") if x.strip()] if args.signals else None
         try:
