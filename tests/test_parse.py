@@ -176,6 +176,14 @@ def test_cli(tmp_path: Path, model_dir: str) -> None:
         assert json.loads(r.stdout)["heads"] == want
     r = _cli(["--layer", "top", "--model", model_dir], b"")
     assert r.returncode == 2 and b"--layer" in r.stderr
+    # --root: the CLI parses like the API with that root rule; a bad value is a usage error
+    for rule in ("uniform", "in-impact"):
+        r = _cli(["--words-from-input", "--format", "json", "--root", rule, "--model", model_dir, "-q"],
+                 " ".join(words).encode())
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["heads"] == Parser(model_dir, root_rule=rule).parse(words=words).heads
+    r = _cli(["--root", "gold", "--model", model_dir], b"")
+    assert r.returncode == 2 and b"--root" in r.stderr
 
 
 def _run(args):

@@ -212,6 +212,19 @@ def test_cli_line_count_and_bad_utf8(tmp_path: Path, model_dir: str) -> None:
     assert r.stdout.decode() == "中/国\n\nab\n"
 
 
+def test_cli_signals_option(model_dir: str) -> None:
+    """--signals picks the boundary signals (as Segmenter(signals=...)); a bad name is a usage
+    error (exit 2), and so is --signals with --fast."""
+    text = "他买了三本书，这是第一次。"
+    r = _cli(["segment", "--model", model_dir, "--signals", "impact", "--sep", "/", "-q"], text.encode())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().rstrip("\n").split("/") == Segmenter(model_dir, signals=("impact",)).segment(text)
+    r = _cli(["segment", "--model", model_dir, "--signals", "impact,bogus"], text.encode())
+    assert r.returncode == 2 and b"signals" in r.stderr
+    r = _cli(["segment", "--fast", "--signals", "impact"], text.encode())
+    assert r.returncode == 2 and b"--signals" in r.stderr
+
+
 def test_module_helpers_survive_subpackage_import(model_dir, seg) -> None:
     import zhtools
 

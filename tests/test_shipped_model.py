@@ -221,6 +221,15 @@ def test_fast_cli_runs_the_shipped_tagger(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     out = r.stdout.split("\n")[:-1]
     assert [x.replace("/", "") for x in out] == lines
+    # --no-measure keeps the tagger's own numeral + measure words; by default they are cut
+    from zhtools.segment.segmenter import split_measure
+
+    text = "他买了三本书和两个苹果，一年以后又进行了一项调查。"
+    cut, kept = (subprocess.run([sys.executable, "-m", "zhtools", "segment", "--fast", "--sep", "/", "-q", *extra],
+                                input=text, capture_output=True, text=True) for extra in ([], ["--no-measure"]))
+    assert cut.returncode == kept.returncode == 0, cut.stderr + kept.stderr
+    a, b = cut.stdout.strip().split("/"), kept.stdout.strip().split("/")
+    assert a != b and a == [p for w in b for p in split_measure(w)]
     assert out == ["/".join(w) for w in Tagger().segment_many(lines)]
     assert out[0].split("/")[:3] == ["北京", "是", "中国"]
     r = subprocess.run([sys.executable, "-m", "zhtools", "segment", str(inp), "--fast", "--rule", "threshold"],
