@@ -379,7 +379,7 @@ class Parser:
 
         if self._mlm is None:
             self._mlm = cached_encoder(self.model, head="mlm")
-        return verb_scores(self._mlm, sentences, self.budget)
+        return verb_scores(self._mlm, sentences, self.budget, bf16=self.bf16)
 
     def _decode(self, text: str, words: list[str], F: np.ndarray, uncovered: int,
                 verb: np.ndarray | None = None) -> ParseResult:
