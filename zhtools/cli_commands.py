@@ -233,7 +233,8 @@ def _segment(sub) -> None:
                    help="use a self-trained fast tagger folder instead (one encoder pass per line)")
     p.add_argument("--fast", action="store_true",
                    help="use the shipped self-trained tagger alone at probability 0.5 (the default "
-                        "uses it too, at the calibrated Otsu threshold; same words on almost all lines)")
+                        "uses it too, at its calibrated Otsu threshold: same words on 95%% of the PKU "
+                        "test lines, F1 0.8508 vs 0.8511)")
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast of the encoder(s) on CPU (default exact fp32); on CPUs with "
                         "native bf16 (AVX512-BF16/AMX) the default tagger runs ~2.4x and the impact "
