@@ -54,7 +54,8 @@ def main() -> None:
     t = time.perf_counter()
     add("jieba 0.42 (HMM)", "-", [jieba.lcut(x) for x in texts], time.perf_counter() - t)
     add("every character a word", "-", [list(x) for x in texts], None)
-    seg = Segmenter(bf16=args.bf16, signals=Segmenter().impact_signals)  # impact + PMI + entropy + tagger
+    default = Segmenter()  # the tagger alone with the shipped encoder
+    seg = Segmenter(bf16=args.bf16, signals=default.impact_signals)  # impact + PMI + entropy + tagger
     seg.ensure_calibrated()
     t = time.perf_counter()
     coh = [c for k in range(0, len(texts), 64) for c in seg.cohesion(texts[k : k + 64])]
@@ -64,7 +65,7 @@ def main() -> None:
         if set(sig) <= set(seg.signals):
             pred = [w for k in range(0, len(texts), 64)
                     for w in seg.segment_with(texts[k : k + 64], coh[k : k + 64], "otsu", sig)]
-            label = "zhtools default (otsu)" if sig == tuple(Segmenter().signals) else "zhtools segmenter (otsu)"
+            label = "zhtools default (otsu)" if sig == default.signals else "zhtools segmenter (otsu)"
             add(label, "+".join(sig), pred, dt if "impact" in sig else None)
     tg = Tagger()
     tg.segment_many(texts[:16])

@@ -75,19 +75,16 @@ def verb_scores(enc: LoadedEncoder, sentences: Sequence[Sequence[str]], budget: 
     for si, ws in enumerate(sentences):
         if len(ws) < 2:
             continue
-        ids_w = [tok.encode(w).ids for w in ws]
+        flat: list[int] = []
+        starts = []  # token offset of each word, then the end
+        for w in ws:
+            starts.append(len(flat))
+            flat.extend(tok.encode(w).ids)
+        starts.append(len(flat))
         for k in range(len(ws)):
             for side in (0, 1):  # 0: mask before word k, 1: after it
-                ids: list[int] = []
-                pos = 0
-                for j, x in enumerate(ids_w):
-                    if j == k and side == 0:
-                        pos = len(ids)
-                        ids.append(tok.mask_id)
-                    ids.extend(x)
-                    if j == k and side == 1:
-                        pos = len(ids)
-                        ids.append(tok.mask_id)
+                pos = starts[k + side]
+                ids = flat[:pos] + [tok.mask_id] + flat[pos:]
                 if len(ids) > window:
                     lo = min(max(0, pos - window // 2), len(ids) - window)
                     ids, pos = ids[lo : lo + window], pos - lo
