@@ -14,6 +14,7 @@ import pytest
 import zhtools
 from zhtools.eval.conllu import parse_conllu
 from zhtools.parse import Parser, ParseResult
+from zhtools.parse.conventions import apply_conventions, convention_arcs, fixed_dependents
 
 CALIBRATION = ["北京是中国的首都。", "今天天气很好，我们去公园散步吧。"] * 3
 SENTENCES = ["北京是中国的首都。", "好", "。！", "Hello world, 2024年的GDP增长了5.2%。"]
@@ -182,6 +183,13 @@ def test_cli(tmp_path: Path, model_dir: str) -> None:
                  " ".join(words).encode())
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["heads"] == Parser(model_dir, root_rule=rule).parse(words=words).heads
+    r = _cli(["--words-from-input", "--format", "json", "--conventions", "none", "--model", model_dir, "-q"],
+             "我们 买 了 书 。\n".encode())
+    assert r.returncode == 0, r.stderr
+    plain = Parser(model_dir, conventions="none").parse(words=["我们", "买", "了", "书", "。"]).heads
+    assert json.loads(r.stdout)["heads"] == plain
+    r = _cli(["--conventions", "ptb", "--model", model_dir], b"")
+    assert r.returncode == 2 and b"--conventions" in r.stderr
     r = _cli(["--root", "gold", "--model", model_dir], b"")
     assert r.returncode == 2 and b"--root" in r.stderr
 
@@ -250,7 +258,8 @@ def test_verb_probe_root_with_an_mlm_head(tmp_path: Path) -> None:
         _check_tree(r.heads, projective=True)
     for r in (res[0], res[1]):
         assert r.verb is not None and r.verb.shape == (len(r.words),) and np.isfinite(r.verb).all()
-        content = [k for k, w in enumerate(r.words) if w not in "。！"]
+        fixed = fixed_dependents(r.words)  # 的 gets its head from the conventions
+        content = [k for k, w in enumerate(r.words) if w not in "。！" and not fixed[k]]
         assert r.heads.index(0) == max(content, key=lambda k: r.verb[k])
     assert res[2].heads == [0]
     assert p.redecode(res[0]).heads == res[0].heads
@@ -265,3 +274,61 @@ def test_verb_probe_falls_back_without_an_mlm_head(parser, model_dir) -> None:
     r = parser.parse(words=words)
     assert r.verb is None
     assert r.heads == Parser(model_dir, root_rule="out-impact", segmenter=parser.segmenter).parse(words=words).heads
+
+
+def test_conventions_fix_particles_brackets_localizers_and_final_punctuation() -> None:
+    """Arc-score indices (1-based words, 0 = ROOT): particles, localizers and closing brackets
+    take the preceding word, opening brackets the following one, the final 。 the root; words
+    that merely contain a particle, localizers after punctuation and 2-cycles are left alone."""
+    words = ["我们", "买", "了", "一", "本", "很好", "的", "书", "。"]
+    assert convention_arcs(words, root=1) == [(2, 3), (6, 7), (2, 9)]
+    assert fixed_dependents(words) == [False, False, True, False, False, False, True, False, False]
+    words = ["他", "在", "桌子", "上", "读", "《", "红楼梦", "》", "。"]
+    assert convention_arcs(words, root=4) == [(3, 4), (7, 6), (7, 8), (5, 9)]
+    trad = ["他", "讀", "過", "「", "書", "」", "以後", "，", "後", "來", "走", "著", "！"]
+    assert convention_arcs(trad, root=10) == [(2, 3), (5, 4), (5, 6), (11, 12), (11, 13)]
+    assert convention_arcs(["上海", "的确", "很", "大"], root=3) == []  # whole words only
+    assert convention_arcs(["，", "上", "面"], root=2) == []  # localizer after punctuation
+    assert convention_arcs(["（", "）"], root=0) == [(2, 1)]  # no 2-cycle
+    assert convention_arcs(["好", "。"], root=1) == []  # the root itself is final: nothing to fix
+    assert convention_arcs([], root=0) == []
+
+
+def test_conventions_keep_every_fixed_arc_in_a_valid_tree() -> None:
+    """On random scores over random word sequences (particles, brackets, punctuation mixed in),
+    Eisner and MST with the conventions return single-rooted trees (projective for Eisner) that
+    contain every fixed arc, rooted at a word the conventions do not attach."""
+    from zhtools.parse.decoders import eisner, mst
+
+    rng = np.random.default_rng(0)
+    vocab = ["北京", "是", "的", "了", "上", "《", "》", "“", "”", "，", "。", "书", "很", "好", "過"]
+    for _ in range(200):
+        n = int(rng.integers(1, 9))
+        words = [vocab[i] for i in rng.integers(0, len(vocab), n)]
+        fixed = fixed_dependents(words)
+        root = int(rng.choice([k for k in range(n) if not fixed[k]]))
+        scores = rng.normal(size=(n + 1, n + 1))
+        scores[0, 1:] = -1e9
+        scores[0, root + 1] = 0.0
+        S = apply_conventions(scores, words, root)
+        for decode, projective in ((eisner, True), (mst, False)):
+            heads = [int(h) for h in decode(S)]
+            _check_tree(heads, projective=projective)
+            assert heads.index(0) == root
+            for h, m in convention_arcs(words, root):
+                assert heads[m - 1] == h, (words, heads)
+
+
+def test_parser_conventions_option(parser) -> None:
+    """``conventions="ud"`` (default) attaches 的 and 了 to the preceding word and the final 。
+    to the root on the same impacts that ``"none"`` decodes alone; bad values are refused."""
+    words = ["我们", "买", "了", "一", "本", "很好", "的", "书", "。"]
+    assert parser.conventions == "ud"
+    r = parser.parse(words=words)
+    _check_tree(r.heads, projective=True)
+    assert r.heads[2] == 2 and r.heads[6] == 6 and r.heads[8] == r.heads.index(0) + 1
+    plain = Parser(parser.model, conventions="none", segmenter=parser.segmenter).redecode(r)
+    _check_tree(plain.heads, projective=True)
+    assert plain.heads != r.heads
+    with pytest.raises(ValueError, match="conventions"):
+        Parser(parser.model, conventions="ptb", segmenter=parser.segmenter)

@@ -297,6 +297,9 @@ def _parse(sub) -> None:
                    choices=["verb-probe", "out-impact", "in-impact", "uniform"],
                    help="root rule for dependencies: verb-probe = the most verb-like word by the "
                         "encoder's own masked-LM head (out-impact without one)")
+    p.add_argument("--conventions", default="ud", choices=["ud", "none"],
+                   help="ud: attach particles (的 了 ...), localizers, brackets and sentence-final "
+                        "punctuation as UD does before decoding; none: the impacts alone")
     p.add_argument("--layer", type=layer_arg, default="auto",
                    help="encoder layer whose impacts are read: auto (the model's own probe layer, else middle), middle, last, or a number")
     p.add_argument("--format", default=argparse.SUPPRESS, choices=["conllu", "brackets", "json"],
@@ -326,7 +329,8 @@ def _run_parse(args) -> int:
     fmt = getattr(args, "format", None) or ("conllu" if args.kind == "dependency" else "brackets")
     if fmt == "conllu" and args.kind != "dependency":
         args._parse_parser.error("--format conllu needs --kind dependency")
-    parser = Parser(args.model, kind=args.kind, decoder=args.decoder, layer=args.layer, root_rule=args.root)
+    parser = Parser(args.model, kind=args.kind, decoder=args.decoder, layer=args.layer, root_rule=args.root,
+                    conventions=args.conventions)
 
     def process(batch: list[tuple[int, str]]) -> list[str]:
         texts = [t for _n, t in batch]

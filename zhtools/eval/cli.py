@@ -186,7 +186,7 @@ def _run_dep(args: argparse.Namespace) -> int:
     else:  # parse the gold sentences with zhtools
         from zhtools.parse import Parser
 
-        parser = Parser(args.model, decoder=args.decoder, layer=args.layer)
+        parser = Parser(args.model, decoder=args.decoder, layer=args.layer, conventions=args.conventions)
         texts = ["".join(s.words) for s in gold]
         if args.words == "gold":
             res_p = parser.parse_many(texts, [s.words for s in gold])
@@ -335,6 +335,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="when parsing with zhtools: gold words, or zhtools segmentation "
                         "(then attachments are scored through spans and word_f1 is reported)")
     d.add_argument("--decoder", choices=["eisner", "mst"], default="eisner")
+    d.add_argument("--conventions", choices=["ud", "none"], default="ud",
+                   help="UD attachment of particles, brackets, final punctuation (zhtools parse --conventions)")
     d.add_argument("--model", default=None, help="encoder for zhtools parsing (default: shipped)")
     d.add_argument("--layer", type=layer_arg, default="auto",
                    help="encoder layer for zhtools parsing: auto (default), middle, last, or a number")

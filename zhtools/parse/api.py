@@ -10,7 +10,9 @@ copies of many sentences share forward batches) and decodes it:
   an encoder saved without an MLM head falls back to ``"out-impact"``; or
   ``choose_root_scores(F, root_rule)``),
   ``S = scores_from_impact(F, root, normalize)``, heads = ``eisner(S)`` (projective) or
-  ``mst(S)`` (non-projective), always single-rooted.
+  ``mst(S)`` (non-projective), always single-rooted. With ``conventions="ud"`` (default) the arcs
+  of a few closed classes are fixed first (particles and localizers to the preceding word,
+  brackets inwards, sentence-final punctuation to the root; :mod:`zhtools.parse.conventions`).
 * ``kind="constituency"``: ``mart(distance_from_impact(F))``, a binary tree over the words.
 
 Words and whitespace: whitespace-only words (``" "`` from the segmenter, or given) have no
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zhtools.parse.conventions import CONVENTIONS, apply_conventions, fixed_dependents
 from zhtools.parse.decoders import (
     NORMALIZATIONS,
     ROOT_RULES,
@@ -207,7 +210,10 @@ class Parser:
     :func:`~zhtools.parse.decoders.scores_from_impact`. ``root_rule``: ``"verb-probe"``
     (default: the most verb-like non-punctuation word, asked of the encoder's own masked-LM
     head, :mod:`zhtools.parse.verbs`; ``"out-impact"`` for an encoder saved without that head) or
-    one of :func:`~zhtools.parse.decoders.choose_root_scores`'s impact-only rules. ``layer``: encoder layer read
+    one of :func:`~zhtools.parse.decoders.choose_root_scores`'s impact-only rules. ``conventions``:
+    ``"ud"`` (default) fixes the UD attachment of particles, localizers, brackets and
+    sentence-final punctuation before decoding (:mod:`zhtools.parse.conventions`), ``"none"``
+    decodes the impacts alone. ``layer``: encoder layer read
     (``"auto"``, default, = the model's own probe layer from its config, else ``"middle"`` = layer
     ``max(1, L // 2)`` of an L-layer encoder; -1 = last; or an index); only the first layers run.
     For the shipped 8-layer encoder, UD GSDSimp *dev* (150 sentences, Eisner UAS by layer 1-4:
@@ -227,13 +233,15 @@ class Parser:
         decoder: str = "eisner",
         normalize: str = "row-softmax",
         root_rule: str = "verb-probe",
+        conventions: str = "ud",
         layer: int | str = "auto",
         budget: int = 8192,
         segmenter: Segmenter | None = None,
         bf16: bool = False,
     ) -> None:
         checks = (("kind", kind, KINDS), ("decoder", decoder, DECODERS),
-                  ("normalize", normalize, NORMALIZATIONS), ("root_rule", root_rule, PARSER_ROOT_RULES))
+                  ("normalize", normalize, NORMALIZATIONS), ("root_rule", root_rule, PARSER_ROOT_RULES),
+                  ("conventions", conventions, CONVENTIONS))
         for name, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -246,6 +254,7 @@ class Parser:
         self.decoder = decoder
         self.normalize = normalize
         self.root_rule = root_rule
+        self.conventions = conventions
         self.layer = layer
         self.budget = budget
         self.bf16 = bf16
@@ -389,14 +398,18 @@ class Parser:
             if n <= 1:
                 res.heads = [0] * n
             else:
+                fixed = fixed_dependents(words) if self.conventions == "ud" else None
                 if verb is not None:
                     from zhtools.parse.verbs import verb_root_scores
 
-                    root = verb_root_scores(words, verb)
+                    root = verb_root_scores(words, verb, exclude=fixed)
                 else:  # out-impact also stands in for verb-probe without an MLM head
                     rule = "out-impact" if self.root_rule == "verb-probe" else self.root_rule
                     root = choose_root_scores(F, rule)
                 S = scores_from_impact(F, root, self.normalize)
+                if fixed is not None:  # the final punctuation goes to the best root candidate
+                    cand = np.where(fixed, -np.inf, np.asarray(root, dtype=float))
+                    S = apply_conventions(S, words, int(np.argmax(cand)))
                 res.heads = [int(h) for h in (eisner if self.decoder == "eisner" else mst)(S)]
         elif n:
             res.tree = mart(distance_from_impact(F))

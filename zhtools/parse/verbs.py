@@ -121,11 +121,17 @@ def verb_scores(enc: LoadedEncoder, sentences: Sequence[Sequence[str]], budget: 
     return out
 
 
-def verb_root_scores(words: Sequence[str], verb: np.ndarray) -> np.ndarray:
+def verb_root_scores(words: Sequence[str], verb: np.ndarray,
+                     exclude: Sequence[bool] | None = None) -> np.ndarray:
     """Root scores for the decoders: 0 for the most verb-like word that is not punctuation (any
-    word when all are), -1e9 for every other word."""
+    word when all are) nor marked in ``exclude`` (unless that leaves none), -1e9 for every
+    other word."""
     v = np.asarray(verb, dtype=float)
     punct = np.array([is_punctuation(w) for w in words], dtype=bool)
+    if exclude is not None and len(v):
+        ex = punct | np.asarray(exclude, dtype=bool)
+        if not ex.all():
+            punct = ex
     cand = np.where(punct.all(), v, np.where(punct, -np.inf, v))
     out = np.full(len(v), -1e9)
     if len(v):
