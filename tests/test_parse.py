@@ -217,6 +217,15 @@ def test_eval_dep_and_const_run_zhtools(tmp_path, model_dir) -> None:
         assert 0 <= res["uas"] <= 1 and res["words"] == 7 and res["uas_nopunct"] is not None
     r = _run(["eval", "dep", "--gold", str(gold), "--baseline", "left-chain", "--json"])
     assert _json.loads(r.stdout)["uas"] == pytest.approx(2 / 7)
+    from zhtools.eval.dep import score_dep
+
+    sents = parse_conllu(gold.read_text(encoding="utf-8"))
+    for conv in ("ud", "none"):  # --conventions scores what the API parses
+        r = _run(["eval", "dep", "--gold", str(gold), "--model", model_dir, "--json", "--conventions", conv])
+        assert r.returncode == 0, r.stderr
+        res = Parser(model_dir, conventions=conv).parse_many([None] * 2, [s.words for s in sents])
+        want = score_dep([s.heads for s in sents], [x.heads for x in res], [s.punct_mask() for s in sents])
+        assert _json.loads(r.stdout)["uas"] == pytest.approx(want["uas"])
     for extra in ([], ["--baseline", "right-branching"], ["--keep-punct"]):
         r = _run(["eval", "const", "--gold", str(gold), "--model", model_dir, "--json", *extra])
         assert r.returncode == 0, r.stderr
