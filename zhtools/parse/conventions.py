@@ -6,7 +6,7 @@ diagnostic rows). A few closed classes of words attach the same way in every UD 
 whatever the encoder says, and ``conventions="ud"`` (the :class:`~zhtools.parse.Parser` default)
 fixes those arcs before decoding:
 
-* structural particles 的 之 地 -> the preceding word (UD ``case`` / ``mark:rel`` / ``mark``);
+* structural particles 的 之 地 -> the preceding word (UD ``case`` / ``mark:rel`` / ``mark:adv``);
 * aspect particles 了 着 过 (著 過) -> the preceding word (``aux``);
 * localizers 上 中 后 里 下 内 外 前 间 (後 裡 裏 內 間) after a word that is not punctuation ->
   that word (``case`` of the preceding noun);
