@@ -301,6 +301,7 @@ def test_conventions_fix_particles_brackets_localizers_and_final_punctuation() -
     assert convention_arcs(["（", "）"], root=0) == [(2, 1)]  # no 2-cycle
     assert convention_arcs(["好", "。"], root=1) == []  # the root itself is final: nothing to fix
     assert convention_arcs([], root=0) == []
+    assert convention_arcs(["书 ", "的 ", "。 "], root=0) == [(1, 2), (1, 3)]  # trailing spaces
 
 
 def test_conventions_keep_every_fixed_arc_in_a_valid_tree() -> None:

@@ -95,3 +95,19 @@ def test_parser_after_spacys_own_tokenizer(model_dir) -> None:
     assert [t.text for t in doc if not t.is_space] == list("北京是中国的首都。我们去公园！")
     assert [s.text for s in doc.sents] == ["北京是中国的首都。", "我们去 公园！"]
     assert all(sum(t.dep_ == "ROOT" for t in s) == 1 for s in doc.sents)
+
+
+def test_parser_conventions_setting(nlp, model_dir, tmp_path) -> None:
+    """``conventions`` in the component config reaches the zhtools parser (default ``"ud"``) and
+    survives save/load."""
+    assert nlp.get_pipe("zhtools_parser").settings["conventions"] == "ud"
+    plain = spacy.blank("zh", config={"nlp": {"tokenizer": {"@tokenizers": "zhtools.Tokenizer.v1",
+                                                             "model": model_dir}}})
+    plain.add_pipe("zhtools_parser", config={"model": model_dir, "conventions": "none"})
+    words = ["我们", "买", "了", "书", "。"]
+    for pipeline, conv in ((nlp, "ud"), (plain, "none")):
+        doc = pipeline.get_pipe("zhtools_parser")(spacy.tokens.Doc(pipeline.vocab, words=words))
+        want = Parser(model_dir, conventions=conv).parse(words=words).heads
+        assert [t.head.i + 1 if t.dep_ != "ROOT" else 0 for t in doc] == want
+    plain.to_disk(tmp_path / "plain")
+    assert spacy.load(tmp_path / "plain").get_pipe("zhtools_parser").settings["conventions"] == "none"

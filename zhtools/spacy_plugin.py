@@ -124,15 +124,18 @@ class ZhtoolsParser(_Settings):
     """Pipeline component: unsupervised dependency heads from perturbed masking."""
 
     def __init__(self, name: str = "zhtools_parser", model: str | None = None,
-                 decoder: str = "eisner", layer: Any = "auto", batch_size: int = 64) -> None:
+                 decoder: str = "eisner", layer: Any = "auto", batch_size: int = 64,
+                 conventions: str = "ud") -> None:
         self.name = name
-        self.settings = {"model": model, "decoder": decoder, "layer": layer, "batch_size": batch_size}
+        self.settings = {"model": model, "decoder": decoder, "layer": layer, "batch_size": batch_size,
+                         "conventions": conventions}
 
     def _build(self) -> Any:
         from zhtools.parse import Parser
 
         s = self.settings
-        return Parser(s["model"], decoder=s["decoder"], layer=s["layer"])
+        return Parser(s["model"], decoder=s["decoder"], layer=s["layer"],
+                      conventions=s.get("conventions", "ud"))
 
     @property
     def parser(self):  # noqa: ANN201
@@ -153,11 +156,12 @@ class ZhtoolsParser(_Settings):
 
 @Language.factory(
     "zhtools_parser",
-    default_config={"model": None, "decoder": "eisner", "layer": "auto", "batch_size": 64},
+    default_config={"model": None, "decoder": "eisner", "layer": "auto", "batch_size": 64, "conventions": "ud"},
 )
 def make_parser(nlp: Language, name: str, model: str | None, decoder: str, layer: Any,
-                batch_size: int) -> ZhtoolsParser:
-    return ZhtoolsParser(name, model=model, decoder=decoder, layer=layer, batch_size=batch_size)
+                batch_size: int, conventions: str) -> ZhtoolsParser:
+    return ZhtoolsParser(name, model=model, decoder=decoder, layer=layer, batch_size=batch_size,
+                         conventions=conventions)
 
 
 def _sentence_plan(doc: Doc) -> list[tuple[list[int], list[str]]]:

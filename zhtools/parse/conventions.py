@@ -48,6 +48,7 @@ _FINAL = frozenset(["。", "！", "？", ".", "!", "?", "！？", "？！", "…
 def _attached(words: Sequence[str]) -> dict[int, int]:
     """``{dependent: head}`` (0-based) for the word-fixed conventions (all but the final
     punctuation); an arc that would close a cycle with an earlier one is left out."""
+    words = [w.strip() for w in words]  # a token's trailing space (spaCy) is not part of the word
     n = len(words)
     heads: dict[int, int] = {}
     for m, w in enumerate(words):
@@ -79,7 +80,7 @@ def convention_arcs(words: Sequence[str], root: int) -> list[tuple[int, int]]:
     dep = _attached(words)
     arcs = [(h + 1, m + 1) for m, h in sorted(dep.items())]
     n = len(words)
-    if n and words[-1] in _FINAL and 0 <= root < n - 1 and n - 1 not in dep:
+    if n and words[-1].strip() in _FINAL and 0 <= root < n - 1 and n - 1 not in dep:
         arcs.append((root + 1, n))
     return arcs
 
