@@ -41,8 +41,7 @@ from zhtools.eval.dep import (  # noqa: E402
 )
 from zhtools.models.loader import default_model_path  # noqa: E402
 from zhtools.parse import Parser  # noqa: E402
-from zhtools.parse.decoders import choose_root_scores, eisner, scores_from_impact, tree_spans  # noqa: E402
-from zhtools.parse.verbs import verb_root_scores  # noqa: E402
+from zhtools.parse.decoders import eisner, scores_from_impact, tree_spans  # noqa: E402
 
 
 def _projective(heads: list[int]) -> bool:
@@ -72,11 +71,12 @@ def _offset_profile(mats: list[np.ndarray], max_offset: int = 40) -> tuple[np.nd
     return mean, np.sqrt(np.maximum(sq / np.maximum(count, 1) - mean**2, 0)) + 1e-9
 
 
-def _diagnostics(results, sents, gold: list[list[int]], punct) -> list[dict]:
+def _diagnostics(parser: Parser, results, sents, gold: list[list[int]], punct) -> list[dict]:
     """Where the UAS comes from, on the same matrices (not systems: half the rows use the gold
     root; no conventions). Arcs from the impacts, from the positional profile alone (each pair's impact replaced
     by the mean impact at its offset), or from the impacts minus that profile (the lexical part
-    only, standardised per offset); root from the verb probe or, as an oracle, the gold root."""
+    only, standardised per offset); root from ``parser``'s rule (the verb probe) or, as an
+    oracle, the gold root."""
     mean, sd = _offset_profile([x.matrix for x in results])
     m = (len(mean) - 1) // 2
     rows = []
@@ -90,7 +90,7 @@ def _diagnostics(results, sents, gold: list[list[int]], punct) -> list[dict]:
                 F = {"impacts": x.matrix, "positional profile only": mean[d],
                      "impacts minus profile": (x.matrix - mean[d]) / sd[d]}[arcs]
                 if root == "verb-probe":
-                    r = verb_root_scores(x.words, x.verb) if x.verb is not None else choose_root_scores(x.matrix)
+                    r = parser.root_scores(x.words, x.matrix, x.verb)
                 else:
                     r = np.full(n, -1e9)
                     r[s.heads.index(0)] = 0.0
@@ -158,7 +158,7 @@ def main() -> None:
         rows.append({"system": f"zhtools {dec}", "words": "gold", "uas": r["uas"], "uuas": r["uuas"],
                      "uas_nopunct": r["uas_nopunct"], "sentences_per_s": timings[dec]})
         print(rows[-1], flush=True)
-    rows += _diagnostics(gold_res, sents, gold, punct)
+    rows += _diagnostics(p, gold_res, sents, gold, punct)
     # the same decoder reading the last layer (the reference's choice) instead of the middle one
     if not args.no_last:
         t = time.perf_counter()

@@ -134,8 +134,7 @@ class ZhtoolsParser(_Settings):
         from zhtools.parse import Parser
 
         s = self.settings
-        return Parser(s["model"], decoder=s["decoder"], layer=s["layer"],
-                      conventions=s.get("conventions", "ud"))
+        return Parser(s["model"], decoder=s["decoder"], layer=s["layer"], conventions=s["conventions"])
 
     @property
     def parser(self):  # noqa: ANN201

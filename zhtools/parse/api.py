@@ -390,6 +390,18 @@ class Parser:
             self._mlm = cached_encoder(self.model, head="mlm")
         return verb_scores(self._mlm, sentences, self.budget, bf16=self.bf16)
 
+    def root_scores(self, words: Sequence[str], F: np.ndarray, verb: np.ndarray | None = None,
+                    exclude: Sequence[bool] | None = None) -> np.ndarray:
+        """Root scores of this parser's root rule for one sentence: from the verb probe when its
+        per-word ``verb`` scores are given (``exclude`` marks words that may not be the root),
+        else the impact-only rule on ``F`` (``out-impact`` standing in for ``verb-probe``)."""
+        if verb is not None:
+            from zhtools.parse.verbs import verb_root_scores
+
+            return verb_root_scores(words, verb, exclude=exclude)
+        rule = "out-impact" if self.root_rule == "verb-probe" else self.root_rule
+        return choose_root_scores(F, rule)
+
     def _decode(self, text: str, words: list[str], F: np.ndarray, uncovered: int,
                 verb: np.ndarray | None = None) -> ParseResult:
         n = len(words)
@@ -399,13 +411,7 @@ class Parser:
                 res.heads = [0] * n
             else:
                 fixed = fixed_dependents(words) if self.conventions == "ud" else None
-                if verb is not None:
-                    from zhtools.parse.verbs import verb_root_scores
-
-                    root = verb_root_scores(words, verb, exclude=fixed)
-                else:  # out-impact also stands in for verb-probe without an MLM head
-                    rule = "out-impact" if self.root_rule == "verb-probe" else self.root_rule
-                    root = choose_root_scores(F, rule)
+                root = self.root_scores(words, F, verb, exclude=fixed)
                 S = scores_from_impact(F, root, self.normalize)
                 if fixed is not None:  # the final punctuation goes to the best root candidate
                     cand = np.where(fixed, -np.inf, np.asarray(root, dtype=float))

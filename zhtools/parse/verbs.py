@@ -127,12 +127,12 @@ def verb_root_scores(words: Sequence[str], verb: np.ndarray,
     word when all are) nor marked in ``exclude`` (unless that leaves none), -1e9 for every
     other word."""
     v = np.asarray(verb, dtype=float)
-    punct = np.array([is_punctuation(w) for w in words], dtype=bool)
+    barred = np.array([is_punctuation(w) for w in words], dtype=bool)
     if exclude is not None and len(v):
-        ex = punct | np.asarray(exclude, dtype=bool)
-        if not ex.all():
-            punct = ex
-    cand = np.where(punct.all(), v, np.where(punct, -np.inf, v))
+        with_excluded = barred | np.asarray(exclude, dtype=bool)
+        if not with_excluded.all():
+            barred = with_excluded
+    cand = np.where(barred.all(), v, np.where(barred, -np.inf, v))
     out = np.full(len(v), -1e9)
     if len(v):
         out[int(np.argmax(cand))] = 0.0
