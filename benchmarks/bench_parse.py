@@ -4,7 +4,8 @@ One run, same sentences: Eisner and MST over word-level impacts (gold words; roo
 model's own signals, no gold root), Eisner with predicted (zhtools) words, right-chain /
 left-chain / random baselines; MART bracket F1 vs right/left-branching against brackets derived
 from the gold (projective) dependency subtrees; throughput; the same Eisner without the UD
-attachment conventions (zhtools.parse.conventions). Diagnostic rows (not systems) decode
+attachment conventions (zhtools.parse.conventions), and without the self-trained word-class
+attachment model (zhtools.parse.classes). Diagnostic rows (not systems) decode
 the same matrices from their positional profile alone or from their lexical part alone, with the
 predicted or the gold root, to show where the UAS comes from.
     python benchmarks/bench_parse.py [--model DIR] [--sentences N] [--max-words 40] [--treebank gsd]
@@ -150,10 +151,14 @@ def main() -> None:
     # the impact-only root rule of sessions 4-15 on the same matrices
     res_by["eisner, out-impact root"], t_old = _timed(Parser(args.model, root_rule="out-impact").redecode, gold_res)
     timings["eisner, out-impact root"] = len(texts) / (t_impacts + t_old)
-    # the impacts alone: no UD attachment conventions (the parser before session 17)
-    res_by["eisner, no conventions"], t_nc = _timed(Parser(args.model, conventions="none").redecode, gold_res)
+    # without the word-class attachment model (the parser of session 17)
+    res_by["eisner, no word classes"], t_nw = _timed(Parser(args.model, classes="none").redecode, gold_res)
+    timings["eisner, no word classes"] = len(texts) / (t_impacts + t_nw)
+    # the impacts alone: no UD attachment conventions, no word classes (the parser before session 17)
+    res_by["eisner, no conventions"], t_nc = _timed(Parser(args.model, conventions="none", classes="none").redecode,
+                                                    gold_res)
     timings["eisner, no conventions"] = len(texts) / (t_impacts + t_nc)
-    for dec in ("eisner", "mst", "eisner, out-impact root", "eisner, no conventions"):
+    for dec in ("eisner", "mst", "eisner, out-impact root", "eisner, no word classes", "eisner, no conventions"):
         r = score_dep(gold, [x.heads for x in res_by[dec]], punct)
         rows.append({"system": f"zhtools {dec}", "words": "gold", "uas": r["uas"], "uuas": r["uuas"],
                      "uas_nopunct": r["uas_nopunct"], "sentences_per_s": timings[dec]})
@@ -200,7 +205,9 @@ def main() -> None:
           "MLM head, zhtools.parse.verbs; its cost is in sentences_per_s) unless the row says out-impact "
           "(the impact-only rule before session 16), row-softmax normalisation, UD attachment conventions "
           "for particles, localizers, brackets and final punctuation (zhtools.parse.conventions) unless the "
-          "row says no conventions. Rows named diagnostic (no conventions) decode "
+          "row says no conventions, and the word-class attachment model fitted on raw text "
+          "(zhtools.parse.classes) unless the row says no word classes or no conventions (= the impacts alone). "
+          "Rows named diagnostic (no conventions) decode "
           "the same matrices to show where the UAS comes from, and are not systems: arcs from the positional "
           "profile alone (each pair's impact replaced by the mean impact at its signed offset over this run's "
           "matrices, label-free) or from the impacts minus that profile (their lexical part, standardised per "

@@ -342,3 +342,94 @@ def test_parser_conventions_option(parser) -> None:
     assert plain.heads != r.heads
     with pytest.raises(ValueError, match="conventions"):
         Parser(parser.model, conventions="ptb", segmenter=parser.segmenter)
+
+
+def test_word_classes_counts_arcs_and_safetensors_roundtrip(tmp_path: Path) -> None:
+    """Attachment counts give add-one smoothed log P(head class, side | dependent class); the
+    arc bonus reads them per word pair; classes are nearest centroids; save/load is exact."""
+    from zhtools.parse.classes import WordClasses, count_attachments
+
+    # words of classes [0, 1, 1]; word 1 heads words 0 (head on the right) and 2 (on the left)
+    attach = count_attachments([np.array([0, 1, 1])], [[2, 0, 2]], 2)
+    assert np.allclose(np.exp(attach).sum(axis=(1, 2)), 1.0)
+    assert np.isclose(attach[0, 1, 1], np.log(2 / 5)) and np.isclose(attach[0, 0, 0], np.log(1 / 5))
+    assert np.isclose(attach[1, 1, 0], np.log(2 / 5)) and np.isclose(attach[1, 0, 1], np.log(1 / 5))
+    m = WordClasses(np.array([5, 6, 7]), np.zeros(6, np.float32), np.asfortranarray(np.eye(6, 2, dtype=np.float32)),
+                    np.array([[0, 0], [1, 1]], np.float32), attach, weight=0.5)
+    feats = np.array([[0.1, 0, 9, 9, 9, 9], [0.9, 1.2, 0, 0, 0, 0], [0.4, 0.2, 0, 0, 0, 0]])
+    assert list(m.classes(feats)) == [0, 1, 0]
+    A = m.arc_scores(np.array([0, 1, 1]))
+    assert A[0, 1] == np.float32(0.5) * attach[0, 1, 1] and A[2, 1] == np.float32(0.5) * attach[1, 1, 0]
+    assert A[1, 0] == np.float32(0.5) * attach[1, 0, 0] and (np.diag(A) == 0).all()
+    m.save(tmp_path / "c.safetensors")
+    back = WordClasses.load(tmp_path / "c.safetensors")
+    for f in ("keep", "mean", "basis", "centroids", "attach"):  # column-major arrays too
+        assert np.array_equal(getattr(back, f), getattr(m, f))
+    assert list(back.classes(feats)) == [0, 1, 0]
+    assert back.weight == 0.5
+
+
+def _mlm_folder(tmp_path: Path) -> Path:
+    import torch
+    from helpers import tiny_tokenizer
+    from transformers import BertConfig, BertForMaskedLM
+
+    from zhtools.models import save_model
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    m = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
+    return save_model(m, tok, tmp_path / "mlm")
+
+
+def test_word_classes_fit_load_and_steer_the_parse(tmp_path: Path) -> None:
+    """``fit_classes`` on raw text gives a normalised model over the requested classes; saved in
+    the model folder it is picked up by default (``classes="auto"``) and skipped with
+    ``"none"``; a model that strongly prefers heads on the right makes every word before the
+    root take a head to its right; a missing path is an error."""
+    from zhtools.parse.classes import FILENAME, WordClasses
+
+    folder = _mlm_folder(tmp_path)
+    texts = ["北京是中国的首都。", "今天天气很好，我们去公园散步吧。", "我们在北京工作。", "中国的天气很好。"] * 2
+    fitted = Parser(str(folder), classes="none").fit_classes(texts, k=3, chars=20, rounds=2)
+    assert fitted.centroids.shape[0] == 3 and fitted.attach.shape == (3, 3, 2)
+    assert np.allclose(np.exp(fitted.attach).sum(axis=(1, 2)), 1.0)
+    assert len(fitted.keep) <= 20 and fitted.mean.shape == (2 * len(fitted.keep),)
+    assert not Parser(str(folder)).word_classes  # nothing saved yet
+    right = WordClasses(fitted.keep, fitted.mean, fitted.basis, fitted.centroids[:1],
+                        np.log(np.array([[[0.001, 0.999]]], np.float32)), weight=50.0)
+    right.save(folder / FILENAME)
+    words = ["我们", "今天", "在", "北京", "的", "公园", "散步", "和", "工作", "。"]
+    p = Parser(str(folder), conventions="none")
+    assert p.word_classes is not None and p.classes == "auto"
+    r = p.parse(words=words)
+    _check_tree(r.heads, projective=True)
+    assert r.classes is not None and list(r.classes) == [0] * len(words)
+    root = r.heads.index(0)
+    assert all(h - 1 > m for m, h in enumerate(r.heads[:root])), r.heads
+    plain = Parser(str(folder), conventions="none", classes="none")
+    assert plain.word_classes is None and plain.parse(words=words).classes is None
+    by_path = Parser(str(folder), conventions="none", classes=str(folder / FILENAME))
+    assert by_path.parse(words=words).heads == r.heads
+    assert p.redecode(plain.parse(words=words)).heads == r.heads  # classes computed on redecode
+    with pytest.raises(FileNotFoundError):
+        Parser(str(folder), classes=str(tmp_path / "missing.safetensors"))
+
+
+def test_word_classes_cli(tmp_path: Path) -> None:
+    """``python -m zhtools.parse.classes`` writes the model into the folder; no sentences -> 1."""
+    from zhtools.parse.classes import FILENAME, WordClasses
+
+    folder = _mlm_folder(tmp_path)
+    corpus = tmp_path / "raw.txt"
+    corpus.write_bytes(("北京是中国的首都。今天天气很好，我们去公园散步吧。\n我们在北京工作。\n" * 3).encode() + b"\xff\n")
+    cmd = [sys.executable, "-m", "zhtools.parse.classes", str(corpus), "-o", str(folder), "--model", str(folder),
+           "--classes", "2", "--chars", "10", "-q"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert WordClasses.load(folder / FILENAME).centroids.shape[0] == 2
+    empty = tmp_path / "empty.txt"
+    empty.write_text("短\n", encoding="utf-8")
+    done = subprocess.run(cmd[:3] + [str(empty)] + cmd[4:], capture_output=True, text=True)
+    assert done.returncode == 1 and "no sentences" in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 
 spacy = pytest.importorskip("spacy")
@@ -111,3 +112,25 @@ def test_parser_conventions_setting(nlp, model_dir, tmp_path) -> None:
         assert [t.head.i + 1 if t.dep_ != "ROOT" else 0 for t in doc] == want
     plain.to_disk(tmp_path / "plain")
     assert spacy.load(tmp_path / "plain").get_pipe("zhtools_parser").settings["conventions"] == "none"
+
+
+def test_parser_classes_setting(model_dir, tmp_path) -> None:
+    """``classes`` in the component config reaches the zhtools parser (a word-class model file
+    that prefers heads on the right) and survives save/load."""
+    from zhtools.parse.classes import WordClasses
+
+    path = tmp_path / "right.safetensors"
+    WordClasses(np.array([5, 6]), np.zeros(4, np.float32), np.eye(4, 2, dtype=np.float32),
+                np.zeros((1, 2), np.float32), np.log(np.array([[[0.001, 0.999]]], np.float32)),
+                weight=50.0).save(path)
+    nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"@tokenizers": "zhtools.Tokenizer.v1",
+                                                           "model": model_dir}}})
+    nlp.add_pipe("zhtools_parser", config={"model": model_dir, "conventions": "none", "classes": str(path)})
+    words = ["我们", "今天", "在", "北京", "买", "了", "新", "书"]
+    doc = nlp.get_pipe("zhtools_parser")(spacy.tokens.Doc(nlp.vocab, words=words))
+    heads = [t.head.i + 1 if t.dep_ != "ROOT" else 0 for t in doc]
+    assert heads == Parser(model_dir, conventions="none", classes=str(path)).parse(words=words).heads
+    root = heads.index(0)
+    assert all(h - 1 > m for m, h in enumerate(heads[:root])), heads
+    nlp.to_disk(tmp_path / "p")
+    assert spacy.load(tmp_path / "p").get_pipe("zhtools_parser").settings["classes"] == str(path)

@@ -300,6 +300,9 @@ def _parse(sub) -> None:
     p.add_argument("--conventions", default="ud", choices=["ud", "none"],
                    help="ud: attach particles (的 了 ...), localizers, brackets and sentence-final "
                         "punctuation as UD does before decoding; none: the impacts alone")
+    p.add_argument("--classes", default="auto", metavar="auto|none|PATH",
+                   help="word-class attachment model: auto = the model folder's own (the shipped encoder has one), "
+                        "none, or a zhtools_classes.safetensors path (python -m zhtools.parse.classes fits one)")
     p.add_argument("--layer", type=layer_arg, default="auto",
                    help="encoder layer whose impacts are read: auto (the model's own probe layer, else middle), middle, last, or a number")
     p.add_argument("--format", default=argparse.SUPPRESS, choices=["conllu", "brackets", "json"],
@@ -330,7 +333,7 @@ def _run_parse(args) -> int:
     if fmt == "conllu" and args.kind != "dependency":
         args._parse_parser.error("--format conllu needs --kind dependency")
     parser = Parser(args.model, kind=args.kind, decoder=args.decoder, layer=args.layer, root_rule=args.root,
-                    conventions=args.conventions)
+                    conventions=args.conventions, classes=args.classes)
 
     def process(batch: list[tuple[int, str]]) -> list[str]:
         texts = [t for _n, t in batch]

@@ -125,16 +125,17 @@ class ZhtoolsParser(_Settings):
 
     def __init__(self, name: str = "zhtools_parser", model: str | None = None,
                  decoder: str = "eisner", layer: Any = "auto", batch_size: int = 64,
-                 conventions: str = "ud") -> None:
+                 conventions: str = "ud", classes: str = "auto") -> None:
         self.name = name
         self.settings = {"model": model, "decoder": decoder, "layer": layer, "batch_size": batch_size,
-                         "conventions": conventions}
+                         "conventions": conventions, "classes": classes}
 
     def _build(self) -> Any:
         from zhtools.parse import Parser
 
         s = self.settings
-        return Parser(s["model"], decoder=s["decoder"], layer=s["layer"], conventions=s["conventions"])
+        return Parser(s["model"], decoder=s["decoder"], layer=s["layer"], conventions=s["conventions"],
+                      classes=s["classes"])
 
     @property
     def parser(self):  # noqa: ANN201
@@ -155,12 +156,13 @@ class ZhtoolsParser(_Settings):
 
 @Language.factory(
     "zhtools_parser",
-    default_config={"model": None, "decoder": "eisner", "layer": "auto", "batch_size": 64, "conventions": "ud"},
+    default_config={"model": None, "decoder": "eisner", "layer": "auto", "batch_size": 64, "conventions": "ud",
+                    "classes": "auto"},
 )
 def make_parser(nlp: Language, name: str, model: str | None, decoder: str, layer: Any,
-                batch_size: int, conventions: str) -> ZhtoolsParser:
+                batch_size: int, conventions: str, classes: str) -> ZhtoolsParser:
     return ZhtoolsParser(name, model=model, decoder=decoder, layer=layer, batch_size=batch_size,
-                         conventions=conventions)
+                         conventions=conventions, classes=classes)
 
 
 def _sentence_plan(doc: Doc) -> list[tuple[list[int], list[str]]]:

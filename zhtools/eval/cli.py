@@ -186,7 +186,8 @@ def _run_dep(args: argparse.Namespace) -> int:
     else:  # parse the gold sentences with zhtools
         from zhtools.parse import Parser
 
-        parser = Parser(args.model, decoder=args.decoder, layer=args.layer, conventions=args.conventions)
+        parser = Parser(args.model, decoder=args.decoder, layer=args.layer, conventions=args.conventions,
+                        classes=args.classes)
         texts = ["".join(s.words) for s in gold]
         if args.words == "gold":
             res_p = parser.parse_many(texts, [s.words for s in gold])
@@ -337,6 +338,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d.add_argument("--decoder", choices=["eisner", "mst"], default="eisner")
     d.add_argument("--conventions", choices=["ud", "none"], default="ud",
                    help="UD attachment of particles, brackets, final punctuation (zhtools parse --conventions)")
+    d.add_argument("--classes", default="auto", metavar="auto|none|PATH",
+                   help="word-class attachment model (zhtools parse --classes)")
     d.add_argument("--model", default=None, help="encoder for zhtools parsing (default: shipped)")
     d.add_argument("--layer", type=layer_arg, default="auto",
                    help="encoder layer for zhtools parsing: auto (default), middle, last, or a number")

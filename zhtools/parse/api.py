@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import nltk
 
     from zhtools.models.loader import LoadedEncoder
+    from zhtools.parse.classes import WordClasses
     from zhtools.probe.engine import ImpactEngine
     from zhtools.segment import Segmenter
 
@@ -89,7 +92,8 @@ class ParseResult:
     indices (``None`` when there are no words); ``matrix`` is the word-level impact matrix
     (``matrix[i, j]`` = impact of word ``j`` on word ``i``); ``uncovered`` counts word pairs
     that never shared an encoder window (impact 0); ``verb`` the per-word verb scores of the
-    ``"verb-probe"`` root rule (None when it was not used).
+    ``"verb-probe"`` root rule and ``classes`` the words' classes of the word-class attachment
+    model (None when not used).
     """
 
     text: str
@@ -100,6 +104,7 @@ class ParseResult:
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     uncovered: int = 0
     verb: np.ndarray | None = field(default=None, repr=False)
+    classes: np.ndarray | None = field(default=None, repr=False)
 
     def _need_dependency(self, what: str) -> list[int]:
         if self.kind != "dependency" or self.heads is None:
@@ -213,7 +218,10 @@ class Parser:
     one of :func:`~zhtools.parse.decoders.choose_root_scores`'s impact-only rules. ``conventions``:
     ``"ud"`` (default) fixes the UD attachment of particles, localizers, brackets and
     sentence-final punctuation before decoding (:mod:`zhtools.parse.conventions`), ``"none"``
-    decodes the impacts alone. ``layer``: encoder layer read
+    decodes the impacts alone. ``classes``: the self-trained word-class attachment model added
+    to the arc scores (:mod:`zhtools.parse.classes`): ``"auto"`` (default) = the model folder's
+    own ``zhtools_classes.safetensors`` when it has one (the shipped encoder does), ``"none"``,
+    or the path of such a file. ``layer``: encoder layer read
     (``"auto"``, default, = the model's own probe layer from its config, else ``"middle"`` = layer
     ``max(1, L // 2)`` of an L-layer encoder; -1 = last; or an index); only the first layers run.
     For the shipped 8-layer encoder, UD GSDSimp *dev* (150 sentences, Eisner UAS by layer 1-4:
@@ -234,6 +242,7 @@ class Parser:
         normalize: str = "row-softmax",
         root_rule: str = "verb-probe",
         conventions: str = "ud",
+        classes: str = "auto",
         layer: int | str = "auto",
         budget: int = 8192,
         segmenter: Segmenter | None = None,
@@ -245,6 +254,8 @@ class Parser:
         for name, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if classes not in ("auto", "none") and not Path(classes).is_file():
+            raise FileNotFoundError(f"word-class model not found: {classes}")
         if segmenter is None:
             from zhtools.segment import Segmenter
 
@@ -255,6 +266,8 @@ class Parser:
         self.normalize = normalize
         self.root_rule = root_rule
         self.conventions = conventions
+        self.classes = classes
+        self._classes: WordClasses | None | bool = False  # False: not looked up yet
         self.layer = layer
         self.budget = budget
         self.bf16 = bf16
@@ -267,6 +280,7 @@ class Parser:
         st = dict(self.__dict__)
         st["_engine"] = None
         st["_mlm"] = None
+        st["_classes"] = False
         return st
 
     @property
@@ -278,6 +292,23 @@ class Parser:
 
             self._engine = ImpactEngine(self.model, layer=self.layer, budget=self.budget, bf16=self.bf16)
         return self._engine
+
+    @property
+    def word_classes(self) -> WordClasses | None:
+        """The word-class attachment model in use (None: none)."""
+        if self._classes is False:
+            from zhtools.parse.classes import FILENAME, WordClasses
+
+            path = None
+            if self.classes not in ("auto", "none"):
+                path = Path(self.classes)
+            elif self.classes == "auto" and self.kind == "dependency":
+                from zhtools.models.loader import default_model_path
+
+                folder = default_model_path() if self.model is None else Path(self.model)
+                path = folder / FILENAME if (folder / FILENAME).is_file() else None
+            self._classes = WordClasses.load(path) if path is not None else None
+        return self._classes
 
     # ------------------------------------------------------------------ public API
     def parse(self, text: str | None = None, words: Sequence[str] | None = None) -> ParseResult:
@@ -310,10 +341,16 @@ class Parser:
         """Decode the impact matrix of an earlier result (same words) with this parser's kind,
         decoder and root/normalisation rules, without recomputing impacts. The matrix must come
         from the same encoder and layer for the result to equal a fresh parse."""
-        verb = None
-        if self._uses_verbs() and len(res.words) > 1:
-            verb = res.verb if res.verb is not None else self._verb_scores([res.words])[0]
-        return self._decode(res.text, res.words, res.matrix, res.uncovered, verb)
+        verb = classes = None
+        if len(res.words) > 1:
+            verb, classes = res.verb, res.classes
+            if (self._uses_verbs() and verb is None) or (self._uses_classes() and classes is None):
+                v, c = self._probe([res.words])
+                verb = v[0] if verb is None else verb
+                classes = c[0] if classes is None else classes
+            verb = verb if self._uses_verbs() else None
+            classes = classes if self._uses_classes() else None
+        return self._decode(res.text, res.words, res.matrix, res.uncovered, verb, classes)
 
     # ------------------------------------------------------------------ internals
     def _resolve_words(self, texts: list[str | None], given: list[Sequence[str] | None]
@@ -364,13 +401,15 @@ class Parser:
         if units:
             for i, r in zip(todo, self.engine.full(units)):
                 mats[i] = (r.matrix, r.uncovered)
-        verbs: dict[int, np.ndarray] = {}
-        if todo and self._uses_verbs():
-            verbs = dict(zip(todo, self._verb_scores([kept[i] for i in todo])))
+        verbs: dict[int, np.ndarray | None] = {}
+        classes: dict[int, np.ndarray | None] = {}
+        if todo and (self._uses_verbs() or self._uses_classes()):
+            v, c = self._probe([kept[i] for i in todo])
+            verbs, classes = dict(zip(todo, v)), dict(zip(todo, c))
         results = []
         for i, (text, ws) in enumerate(zip(full, kept)):
             F, unc = mats.get(i, (np.zeros((len(ws), len(ws))), 0))
-            results.append(self._decode(text, ws, F, unc, verbs.get(i)))
+            results.append(self._decode(text, ws, F, unc, verbs.get(i), classes.get(i)))
         return results
 
     def _uses_verbs(self) -> bool:
@@ -382,13 +421,55 @@ class Parser:
         archs = getattr(self.engine.enc.model.config, "architectures", None) or []
         return any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs)
 
-    def _verb_scores(self, sentences: list[list[str]]) -> list[np.ndarray]:
-        from zhtools.models.loader import cached_encoder
-        from zhtools.parse.verbs import verb_scores
+    def _uses_classes(self) -> bool:
+        """A word-class attachment model applies (dependency parsing, a model in use)."""
+        return self.kind == "dependency" and self.word_classes is not None
 
+    def _probe(self, sentences: list[list[str]], keep: np.ndarray | None = None
+               ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+        """Per sentence the verb scores (None unless the verb probe applies) and the word classes
+        (None unless a class model applies), from one pass of mask probes. With ``keep`` the
+        second list holds the raw context features over those token ids instead."""
+        from zhtools.models.loader import cached_encoder
+        from zhtools.parse.verbs import mask_probes
+
+        model = self.word_classes if keep is None and self._uses_classes() else None
+        if keep is None and model is not None:
+            keep = model.keep
         if self._mlm is None:
             self._mlm = cached_encoder(self.model, head="mlm")
-        return verb_scores(self._mlm, sentences, self.budget, bf16=self.bf16)
+        verbs, feats = mask_probes(self._mlm, sentences, self.budget, bf16=self.bf16, keep=keep)
+        out_v: list[np.ndarray | None] = list(verbs) if self._uses_verbs() else [None] * len(sentences)
+        if feats is None:
+            return out_v, [None] * len(sentences)
+        return out_v, [model.classes(f) if model is not None else f for f in feats]
+
+    def fit_classes(self, texts: Sequence[str], k: int = 12, chars: int = 1000, rounds: int = 3,
+                    seed: int = 0, weight: float = 1.0, progress: bool = False) -> WordClasses:
+        """Fit a word-class attachment model on raw ``texts`` (:func:`zhtools.parse.classes.fit`):
+        the texts are segmented and parsed with this parser (its own class model left out), the
+        words' context features are read over the ``chars`` most frequent tokens of the texts."""
+        from zhtools.parse.classes import fit, frequent_ids
+
+        own = self._classes
+        self._classes = None
+        try:
+            say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+            say(f"parsing {len(texts)} sentences")
+            res = [r for r in self.parse_many(texts) if len(r.words) > 1]
+            keep = frequent_ids(self.engine.enc.tokenizer, [r.text for r in res], chars)
+            say("reading context features")
+            feats = self._probe([r.words for r in res], keep)[1]
+            say(f"fitting {k} classes")
+
+            def redecode(model: WordClasses) -> list[list[int]]:
+                return [self._decode(r.text, r.words, r.matrix, r.uncovered, r.verb,
+                                     model.classes(f), model).heads for r, f in zip(res, feats)]
+
+            return fit(feats, [r.heads for r in res], redecode, keep, k=k, rounds=rounds,
+                       weight=weight, seed=seed)
+        finally:
+            self._classes = own
 
     def root_scores(self, words: Sequence[str], F: np.ndarray, verb: np.ndarray | None = None,
                     exclude: Sequence[bool] | None = None) -> np.ndarray:
@@ -403,9 +484,10 @@ class Parser:
         return choose_root_scores(F, rule)
 
     def _decode(self, text: str, words: list[str], F: np.ndarray, uncovered: int,
-                verb: np.ndarray | None = None) -> ParseResult:
+                verb: np.ndarray | None = None, classes: np.ndarray | None = None,
+                model: WordClasses | None = None) -> ParseResult:
         n = len(words)
-        res = ParseResult(text, words, self.kind, matrix=F, uncovered=uncovered, verb=verb)
+        res = ParseResult(text, words, self.kind, matrix=F, uncovered=uncovered, verb=verb, classes=classes)
         if self.kind == "dependency":
             if n <= 1:
                 res.heads = [0] * n
@@ -413,6 +495,9 @@ class Parser:
                 fixed = fixed_dependents(words) if self.conventions == "ud" else None
                 root = self.root_scores(words, F, verb, exclude=fixed)
                 S = scores_from_impact(F, root, self.normalize)
+                model = model or self.word_classes
+                if classes is not None and model is not None:
+                    S[1:, 1:] += model.arc_scores(classes).T
                 if fixed is not None:  # the final punctuation goes to the best root candidate
                     cand = np.where(fixed, -np.inf, np.asarray(root, dtype=float))
                     S = apply_conventions(S, words, int(np.argmax(cand)))

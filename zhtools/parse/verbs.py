@@ -66,11 +66,25 @@ def verb_scores(enc: LoadedEncoder, sentences: Sequence[Sequence[str]], budget: 
     (``load_encoder(..., head="mlm")``). Each copy is cropped to ``context`` tokens (at most the
     encoder window) centred on the mask: the cue is local, and the cost stays linear in the
     sentence length. ``bf16``: bf16 autocast of the forward on CPU."""
+    return mask_probes(enc, sentences, budget, context, bf16)[0]
+
+
+def mask_probes(enc: LoadedEncoder, sentences: Sequence[Sequence[str]], budget: int = 8192,
+                context: int = CONTEXT, bf16: bool = False, keep: Sequence[int] | None = None
+                ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """:func:`verb_scores` and, when token ids ``keep`` are given, each word's *context
+    features* from the same forward passes: the square roots of the masked LM's probabilities
+    of those tokens at the mask before the word and at the mask after it, ``[n, 2 * len(keep)]``
+    per sentence (what may precede and follow the word: its distributional class, used by
+    :mod:`zhtools.parse.classes`); ``None`` without ``keep``. One-word sentences get zero verb
+    scores and zero features."""
     tok, model = enc.tokenizer, enc.model
     after, before = _cue_ids(enc, AFTER), _cue_ids(enc, BEFORE)
     out = [np.zeros(len(ws)) for ws in sentences]
-    if not after or not before or tok.mask_id is None:
-        return out
+    kept = None if keep is None else torch.as_tensor(list(keep), dtype=torch.long)
+    feats = None if kept is None else [np.zeros((len(ws), 2 * len(kept)), dtype=np.float32) for ws in sentences]
+    if tok.mask_id is None or (kept is None and (not after or not before)):
+        return out, feats
     window = max(2, min(context, enc.max_tokens - 2))
     items = []  # (sentence, word, side, ids with specials, mask position)
     for si, ws in enumerate(sentences):
@@ -94,7 +108,7 @@ def verb_scores(enc: LoadedEncoder, sentences: Sequence[Sequence[str]], budget: 
     base, head = _split_mlm(model)
     autocast = bf16 and enc.device.type == "cpu"
 
-    def run(b: Batch) -> list[float]:
+    def run(b: Batch) -> list[tuple[float, np.ndarray | None]]:
         x, m = pad([it[3] for it in b.items], tok.pad_id)
         x, m = x.to(enc.device), m.to(enc.device)
         rows, cols = torch.arange(len(b.items)), torch.tensor([it[4] for it in b.items])
@@ -105,20 +119,29 @@ def verb_scores(enc: LoadedEncoder, sentences: Sequence[Sequence[str]], budget: 
                 logits = model(input_ids=x, attention_mask=m).logits[rows, cols]
         lp = logits.float().log_softmax(-1).cpu()
         cue = [after if it[2] else before for it in b.items]
-        return [float(torch.logsumexp(lp[r, c], -1)) for r, c in enumerate(cue)]
+        verb = [float(torch.logsumexp(lp[r, c], -1)) if c else 0.0 for r, c in enumerate(cue)]
+        ctx = [None] * len(verb) if kept is None else list(lp[:, kept].mul(0.5).exp().numpy())
+        return list(zip(verb, ctx))
 
     raw = {(si, k, side): v for (si, k, side, *_), v in
            zip(items, map_batched(run, items, lambda it: len(it[3]), budget))}
     for si, ws in enumerate(sentences):
         if len(ws) < 2:
             continue
+        if feats is not None:
+            d = len(kept)
+            for k in range(len(ws)):
+                for side in (0, 1):
+                    feats[si][k, side * d : (side + 1) * d] = raw[si, k, side][1]
+        if not after or not before:
+            continue
         s = np.zeros(len(ws))
         for side in (0, 1):
-            v = np.array([raw[si, k, side] for k in range(len(ws))])
+            v = np.array([raw[si, k, side][0] for k in range(len(ws))])
             sd = v.std()
             s += (v - v.mean()) / sd if sd > 0 else 0.0
         out[si] = s
-    return out
+    return out, feats
 
 
 def verb_root_scores(words: Sequence[str], verb: np.ndarray,
