@@ -91,3 +91,17 @@ def tiny_bert_folder(out: Path, layers: int = 2, hidden: int = 32) -> Path:
                              num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64))
     save_model(m, tok, out)
     return out
+
+
+def tiny_mlm_folder(out: Path, layers: int = 2, hidden: int = 32) -> Path:
+    """Save a random tiny ``BertForMaskedLM`` (encoder + masked-LM head) + the tiny tokenizer as
+    a plain HF folder at ``out``."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from zhtools.models import save_model
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    m = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                                   num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64))
+    return save_model(m, tok, out)

@@ -248,17 +248,9 @@ def test_verb_probe_root_with_an_mlm_head(tmp_path: Path) -> None:
     """An encoder saved with its masked-LM head gets the verb-probe root rule: the root is the
     most verb-like non-punctuation word by ``ParseResult.verb``; long sentences (cropped copies),
     one-word and punctuation-only input parse without error; redecoding reuses the scores."""
-    import torch
-    from helpers import tiny_tokenizer
-    from transformers import BertConfig, BertForMaskedLM
+    from helpers import tiny_mlm_folder
 
-    from zhtools.models import save_model
-
-    tok = tiny_tokenizer()
-    torch.manual_seed(0)
-    m = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
-    folder = save_model(m, tok, tmp_path / "mlm")
+    folder = tiny_mlm_folder(tmp_path / "mlm")
     p = Parser(str(folder))
     assert p._uses_verbs()
     given = [["北京", "是", "中国", "的", "首都", "。"], LONG_WORDS, ["好"], ["。", "！"]]
@@ -369,28 +361,16 @@ def test_word_classes_counts_arcs_and_safetensors_roundtrip(tmp_path: Path) -> N
     assert back.weight == 0.5
 
 
-def _mlm_folder(tmp_path: Path) -> Path:
-    import torch
-    from helpers import tiny_tokenizer
-    from transformers import BertConfig, BertForMaskedLM
-
-    from zhtools.models import save_model
-
-    tok = tiny_tokenizer()
-    torch.manual_seed(0)
-    m = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=64))
-    return save_model(m, tok, tmp_path / "mlm")
-
-
 def test_word_classes_fit_load_and_steer_the_parse(tmp_path: Path) -> None:
     """``fit_classes`` on raw text gives a normalised model over the requested classes; saved in
     the model folder it is picked up by default (``classes="auto"``) and skipped with
     ``"none"``; a model that strongly prefers heads on the right makes every word before the
     root take a head to its right; a missing path is an error."""
+    from helpers import tiny_mlm_folder
+
     from zhtools.parse.classes import FILENAME, WordClasses
 
-    folder = _mlm_folder(tmp_path)
+    folder = tiny_mlm_folder(tmp_path / "mlm")
     texts = ["北京是中国的首都。", "今天天气很好，我们去公园散步吧。", "我们在北京工作。", "中国的天气很好。"] * 2
     fitted = Parser(str(folder), classes="none").fit_classes(texts, k=3, chars=20, rounds=2)
     assert fitted.centroids.shape[0] == 3 and fitted.attach.shape == (3, 3, 2)
@@ -417,11 +397,30 @@ def test_word_classes_fit_load_and_steer_the_parse(tmp_path: Path) -> None:
         Parser(str(folder), classes=str(tmp_path / "missing.safetensors"))
 
 
+def test_word_classes_need_a_masked_lm_head(model_dir, tmp_path: Path) -> None:
+    """The class features come from the MLM head: a bare encoder cannot fit or use a class model
+    (clear errors), and ``classes="auto"`` on it finds none and parses as before."""
+    from zhtools.parse.classes import WordClasses
+
+    path = tmp_path / "c.safetensors"
+    WordClasses(np.array([5, 6]), np.zeros(4, np.float32), np.eye(4, 2, dtype=np.float32),
+                np.zeros((1, 2), np.float32), np.zeros((1, 1, 2), np.float32)).save(path)
+    words = ["北京", "是", "中国", "的", "首都", "。"]
+    with pytest.raises(ValueError, match="masked-LM head"):
+        Parser(model_dir, classes=str(path)).parse(words=words)
+    with pytest.raises(ValueError, match="masked-LM head"):
+        Parser(model_dir, classes="none").fit_classes(["北京是中国的首都。"] * 4, k=2)
+    auto = Parser(model_dir)
+    assert auto.word_classes is None and auto.parse(words=words).classes is None
+
+
 def test_word_classes_cli(tmp_path: Path) -> None:
     """``python -m zhtools.parse.classes`` writes the model into the folder; no sentences -> 1."""
+    from helpers import tiny_mlm_folder
+
     from zhtools.parse.classes import FILENAME, WordClasses
 
-    folder = _mlm_folder(tmp_path)
+    folder = tiny_mlm_folder(tmp_path / "mlm")
     corpus = tmp_path / "raw.txt"
     corpus.write_bytes(("北京是中国的首都。今天天气很好，我们去公园散步吧。\n我们在北京工作。\n" * 3).encode() + b"\xff\n")
     cmd = [sys.executable, "-m", "zhtools.parse.classes", str(corpus), "-o", str(folder), "--model", str(folder),

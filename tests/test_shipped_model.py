@@ -246,3 +246,20 @@ def test_shipped_encoder_finds_the_verb_as_root() -> None:
              ["这", "座", "城市", "有", "很多", "公园", "。"], ["中国", "的", "首都", "是", "北京", "。"]]
     res = Parser().parse_many([None] * len(given), given)
     assert [r.words[r.heads.index(0)] for r in res] == ["买", "去", "有", "是"]
+
+
+def test_shipped_word_classes_are_distributional() -> None:
+    """The shipped parser loads its self-trained word-class model, and the classes group words by
+    their contexts (the same word in another sentence may change class): numerals and measure
+    words together, 的 with 的, 。 with 。, and those three classes apart."""
+    from zhtools.parse import Parser
+
+    p = Parser()
+    assert p.word_classes is not None and len(p.word_classes.centroids) == 12
+    given = [["他", "买", "了", "三", "本", "书", "。"], ["我们", "买", "了", "五", "本", "杂志", "。"],
+             ["中国", "的", "首都", "是", "北京", "。"], ["北京", "的", "天气", "很", "好", "。"]]
+    res = p.parse_many([None] * len(given), given)
+    c = [dict(zip(r.words, r.classes.tolist())) for r in res]
+    num, de, stop = c[0]["三"], c[2]["的"], c[0]["。"]
+    assert c[1]["五"] == c[0]["本"] == c[1]["本"] == num and c[3]["的"] == de
+    assert all(x["。"] == stop for x in c) and len({num, de, stop}) == 3

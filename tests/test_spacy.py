@@ -116,8 +116,13 @@ def test_parser_conventions_setting(nlp, model_dir, tmp_path) -> None:
 
 def test_parser_classes_setting(model_dir, tmp_path) -> None:
     """``classes`` in the component config reaches the zhtools parser (a word-class model file
-    that prefers heads on the right) and survives save/load."""
+    that prefers heads on the right, on an encoder with its masked-LM head) and survives
+    save/load."""
+    from helpers import tiny_mlm_folder
+
     from zhtools.parse.classes import WordClasses
+
+    mlm = str(tiny_mlm_folder(tmp_path / "mlm"))
 
     path = tmp_path / "right.safetensors"
     WordClasses(np.array([5, 6]), np.zeros(4, np.float32), np.eye(4, 2, dtype=np.float32),
@@ -125,11 +130,11 @@ def test_parser_classes_setting(model_dir, tmp_path) -> None:
                 weight=50.0).save(path)
     nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"@tokenizers": "zhtools.Tokenizer.v1",
                                                            "model": model_dir}}})
-    nlp.add_pipe("zhtools_parser", config={"model": model_dir, "conventions": "none", "classes": str(path)})
+    nlp.add_pipe("zhtools_parser", config={"model": mlm, "conventions": "none", "classes": str(path)})
     words = ["我们", "今天", "在", "北京", "买", "了", "新", "书"]
     doc = nlp.get_pipe("zhtools_parser")(spacy.tokens.Doc(nlp.vocab, words=words))
     heads = [t.head.i + 1 if t.dep_ != "ROOT" else 0 for t in doc]
-    assert heads == Parser(model_dir, conventions="none", classes=str(path)).parse(words=words).heads
+    assert heads == Parser(mlm, conventions="none", classes=str(path)).parse(words=words).heads
     root = heads.index(0)
     assert all(h - 1 > m for m, h in enumerate(heads[:root])), heads
     nlp.to_disk(tmp_path / "p")

@@ -416,14 +416,23 @@ class Parser:
         """The verb-probe root rule applies: dependency parsing with an encoder whose checkpoint
         has a masked-LM head (its config names a ``...ForMaskedLM`` / ``...ForPreTraining``
         architecture); otherwise the rule falls back to ``out-impact``."""
-        if self.kind != "dependency" or self.root_rule != "verb-probe":
-            return False
+        return self.kind == "dependency" and self.root_rule == "verb-probe" and self._has_mlm()
+
+    def _has_mlm(self) -> bool:
+        """The encoder's checkpoint has a masked-LM head (its config names a ``...ForMaskedLM`` /
+        ``...ForPreTraining`` architecture)."""
         archs = getattr(self.engine.enc.model.config, "architectures", None) or []
         return any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs)
 
     def _uses_classes(self) -> bool:
-        """A word-class attachment model applies (dependency parsing, a model in use)."""
-        return self.kind == "dependency" and self.word_classes is not None
+        """A word-class attachment model applies: dependency parsing with a model in use. Its
+        features come from the masked-LM head: a model given by path on an encoder without one
+        is an error (``"auto"`` finds none there)."""
+        if self.kind != "dependency" or self.word_classes is None:
+            return False
+        if not self._has_mlm():
+            raise ValueError(f"word classes need an encoder saved with its masked-LM head; {self.model!r} has none")
+        return True
 
     def _probe(self, sentences: list[list[str]], keep: np.ndarray | None = None
                ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
@@ -451,6 +460,8 @@ class Parser:
         words' context features are read over the ``chars`` most frequent tokens of the texts."""
         from zhtools.parse.classes import fit, frequent_ids
 
+        if not self._has_mlm():
+            raise ValueError(f"word classes need an encoder saved with its masked-LM head; {self.model!r} has none")
         own = self._classes
         self._classes = None
         try:
