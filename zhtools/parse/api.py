@@ -13,6 +13,9 @@ copies of many sentences share forward batches) and decodes it:
   ``mst(S)`` (non-projective), always single-rooted. With ``conventions="ud"`` (default) the arcs
   of a few closed classes are fixed first (particles and localizers to the preceding word,
   brackets inwards, sentence-final punctuation to the root; :mod:`zhtools.parse.conventions`).
+  With ``classes="auto"`` (default) the model folder's self-trained word-class attachment model
+  (:mod:`zhtools.parse.classes`, shipped with the default encoder) adds ``log P(head class, side
+  | dependent class)`` to every arc score.
 * ``kind="constituency"``: ``mart(distance_from_impact(F))``, a binary tree over the words.
 
 Words and whitespace: whitespace-only words (``" "`` from the segmenter, or given) have no
