@@ -469,8 +469,11 @@ class Parser:
         self._classes = None
         try:
             say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
-            say(f"parsing {len(texts)} sentences")
-            res = [r for r in self.parse_many(texts) if len(r.words) > 1]
+            from tqdm.auto import tqdm
+
+            res = []
+            for k0 in tqdm(range(0, len(texts), 64), desc="parsing", unit="x64 sentences", disable=not progress):
+                res.extend(r for r in self.parse_many(texts[k0 : k0 + 64]) if len(r.words) > 1)
             keep = frequent_ids(self.engine.enc.tokenizer, [r.text for r in res], chars)
             say("reading context features")
             feats = self._probe([r.words for r in res], keep)[1]

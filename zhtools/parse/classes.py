@@ -126,13 +126,15 @@ def fit(feats: Sequence[np.ndarray], heads: Sequence[Sequence[int]], redecode, k
     x = np.concatenate([f for f in feats if len(f)]).astype(np.float32)
     mean = x.mean(0)
     _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
-    basis = (vt[:dims] / (sv[:dims, None] / np.sqrt(len(x)))).T.astype(np.float32)  # whitened
+    scale = np.maximum(sv[:dims, None] / np.sqrt(len(x)), 1e-8)
+    basis = (vt[:dims] / scale).T.astype(np.float32)  # whitened: unit variance per axis
     cent = kmeans((x - mean) @ basis, k, seed)
     model = WordClasses(np.asarray(keep), mean, basis, cent, np.zeros((len(cent),) * 2 + (2,), np.float32), weight)
     cls = [model.classes(f) for f in feats]
-    for _ in range(max(1, rounds)):
+    for r in range(max(1, rounds)):
         model.attach = count_attachments(cls, heads, len(cent))
-        heads = redecode(model)
+        if r < rounds - 1:
+            heads = redecode(model)
     return model
 
 
