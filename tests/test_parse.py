@@ -428,6 +428,15 @@ def test_word_classes_cli(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert WordClasses.load(folder / FILENAME).centroids.shape[0] == 2
+    words = ["我们", "在", "北京", "买", "了", "书", "。"]
+    for choice in ("auto", "none", str(folder / FILENAME)):  # zhtools parse --classes = the API
+        r = _cli(["--words-from-input", "--format", "json", "--model", str(folder), "--classes", choice, "-q"],
+                 " ".join(words).encode())
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["heads"] == Parser(str(folder), classes=choice).parse(words=words).heads
+    for sub in (["parse"], ["eval", "dep", "--gold", str(corpus)]):  # a missing file is a usage error
+        r = _run([*sub, "--model", str(folder), "--classes", str(tmp_path / "nope.safetensors")])
+        assert r.returncode == 2 and "--classes" in r.stderr
     empty = tmp_path / "empty.txt"
     empty.write_text("短\n", encoding="utf-8")
     done = subprocess.run(cmd[:3] + [str(empty)] + cmd[4:], capture_output=True, text=True)

@@ -273,7 +273,7 @@ command(_eval)
 # ---------------------------------------------------------------------- parse
 @command
 def _parse(sub) -> None:
-    from zhtools.eval.cli import layer_arg
+    from zhtools.eval.cli import classes_arg, layer_arg
 
     p = _sub(sub, "parse", "unsupervised dependency or constituency parsing (one parse per "
              "non-empty input line)",
@@ -300,7 +300,7 @@ def _parse(sub) -> None:
     p.add_argument("--conventions", default="ud", choices=["ud", "none"],
                    help="ud: attach particles (的 了 ...), localizers, brackets and sentence-final "
                         "punctuation as UD does before decoding; none: the impacts alone")
-    p.add_argument("--classes", default="auto", metavar="auto|none|PATH",
+    p.add_argument("--classes", type=classes_arg, default="auto", metavar="auto|none|PATH",
                    help="word-class attachment model: auto = the model folder's own (the shipped encoder has one), "
                         "none, or a zhtools_classes.safetensors path (python -m zhtools.parse.classes fits one)")
     p.add_argument("--layer", type=layer_arg, default="auto",

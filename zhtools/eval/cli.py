@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
+from pathlib import Path
 
 __all__ = ["add_eval_parser"]
 
@@ -31,6 +32,13 @@ def layer_arg(v: str) -> int | str:
         return int(v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected auto, middle, last or an integer, got {v!r}") from None
+
+
+def classes_arg(v: str) -> str:
+    """``--classes`` values: ``auto``, ``none`` or the path of an existing word-class model file."""
+    if v in ("auto", "none") or Path(v).is_file():
+        return v
+    raise argparse.ArgumentTypeError(f"expected auto, none or a zhtools_classes.safetensors file, got {v!r}")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -338,7 +346,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d.add_argument("--decoder", choices=["eisner", "mst"], default="eisner")
     d.add_argument("--conventions", choices=["ud", "none"], default="ud",
                    help="UD attachment of particles, brackets, final punctuation (zhtools parse --conventions)")
-    d.add_argument("--classes", default="auto", metavar="auto|none|PATH",
+    d.add_argument("--classes", type=classes_arg, default="auto", metavar="auto|none|PATH",
                    help="word-class attachment model (zhtools parse --classes)")
     d.add_argument("--model", default=None, help="encoder for zhtools parsing (default: shipped)")
     d.add_argument("--layer", type=layer_arg, default="auto",
