@@ -433,9 +433,13 @@ class Parser:
         is an error (``"auto"`` finds none there)."""
         if self.kind != "dependency" or self.word_classes is None:
             return False
+        self._require_mlm()
+        return True
+
+    def _require_mlm(self) -> None:
+        """Word classes read their features from the masked-LM head: a clear error without one."""
         if not self._has_mlm():
             raise ValueError(f"word classes need an encoder saved with its masked-LM head; {self.model!r} has none")
-        return True
 
     def _probe(self, sentences: list[list[str]], keep: np.ndarray | None = None
                ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
@@ -463,8 +467,7 @@ class Parser:
         words' context features are read over the ``chars`` most frequent tokens of the texts."""
         from zhtools.parse.classes import fit, frequent_ids
 
-        if not self._has_mlm():
-            raise ValueError(f"word classes need an encoder saved with its masked-LM head; {self.model!r} has none")
+        self._require_mlm()
         own = self._classes
         self._classes = None
         try:
